@@ -1,0 +1,64 @@
+"""Where the dolt binary is, and the environment every Dolt process of ours runs with."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .errors import DoltNotFound
+
+# The pinned Dolt: the proxy does not serve the v2.3.1 release commit, so this is the newest
+# commit of github.com/dolthub/dolt/go it does serve (2026-07-15). See README "Dolt version".
+DOLT_MODULE = "github.com/dolthub/dolt/go"
+DOLT_VERSION = "v0.40.5-0.20260715172757-a6690826d767"
+SETUP_HINT = "run: gt-dolt install (or invoke dolt.install) to build the pinned Dolt"
+
+
+def cache_root() -> Path:
+    """Outside any clone, so fresh clones on the same machine reuse one build."""
+    explicit = os.environ.get("GASTOWN_TASKS_CACHE", "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "gastown-tasks"
+
+
+def cached_binary(version: str = DOLT_VERSION) -> Path:
+    return cache_root() / "dolt" / version / "bin" / "dolt"
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def find_dolt(configured: str = "") -> Path:
+    """dolt.binary config > `dolt` on PATH > the pinned build in the cache."""
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_absolute() and os.sep not in configured:
+            found = shutil.which(configured)
+            path = Path(found) if found else path
+        if not _executable(path):
+            raise DoltNotFound(
+                f"dolt.binary is set to {configured}, which is not an executable file; "
+                f"fix dolt.binary, or unset it and {SETUP_HINT}"
+            )
+        return path
+    on_path = shutil.which("dolt")
+    if on_path:
+        return Path(on_path)
+    cached = cached_binary()
+    if _executable(cached):
+        return cached
+    raise DoltNotFound(f"no dolt binary: not on PATH and not in {cached.parent}; {SETUP_HINT}")
+
+
+def dolt_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The caller's environment with Dolt's telemetry off, so offline machines never wait."""
+    env = dict(os.environ)
+    env["DOLT_DISABLE_EVENT_FLUSH"] = "1"
+    if extra:
+        env.update(extra)
+    return env

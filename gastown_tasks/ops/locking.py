@@ -1,0 +1,31 @@
+"""The town's lock, daemon/dolt.lock: a kernel flock that Gas Town's `gt` takes too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import filelock
+
+from .errors import LockTimeout
+from .town import Town
+
+
+@contextmanager
+def town_lock(town: Town, wait: float) -> Iterator[None]:
+    """Hold daemon/dolt.lock for a mutating step; never delete the file (it would split waiters)."""
+    town.daemon_dir.mkdir(parents=True, exist_ok=True)
+    # thread_local=False and a fresh object per call: two threads of one process exclude each
+    # other exactly as two processes do, because each call opens its own file description.
+    lock = filelock.FileLock(str(town.lock_file), timeout=wait, thread_local=False, fallback_to_soft=False)
+    try:
+        lock.acquire(poll_interval=0.01)
+    except filelock.Timeout:
+        raise LockTimeout(
+            f"another gt-dolt or gt held {town.lock_file} for more than {wait:.0f}s; "
+            "wait for it to finish, then check: gt-dolt status"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -1,0 +1,197 @@
+"""Fixtures for tests against a real Dolt: temporary towns, free ports, real servers.
+
+Dolt comes from the project's setup (gt-dolt install); when it is missing the suite fails
+rather than skips, so CI can never pass without having run a real server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pymysql
+import pytest
+
+from gastown_tasks.ops import procs
+from gastown_tasks.ops.binary import dolt_env, find_dolt
+from gastown_tasks.ops.errors import GastownError
+from gastown_tasks.ops.rigadmin import init_rig
+from gastown_tasks.ops.server import stop
+from gastown_tasks.ops.settings import DoltSettings, resolve_settings
+from gastown_tasks.ops.town import Town
+
+FAKES = Path(__file__).parent / "fakes"
+GT_DOLT = [sys.executable, "-m", "gastown_tasks"]
+GT_VARS = ("GT_DOLT_HOST", "GT_DOLT_PORT", "GT_DOLT_USER", "GT_DOLT_PASSWORD", "GT_DOLT_LOGLEVEL")
+
+
+@pytest.fixture(scope="session")
+def dolt_binary() -> Path:
+    try:
+        return find_dolt()
+    except GastownError as exc:
+        pytest.fail(f"no Dolt for the integration tests: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dolt_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private Dolt global config (identity, telemetry off) for every Dolt the tests start."""
+    home = tmp_path_factory.mktemp("dolt-home")
+    config = home / ".dolt" / "config_global.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        json.dumps(
+            {
+                "user.name": "gastown-tasks tests",
+                "user.email": "tests@gastown.invalid",
+                "metrics.disabled": "true",
+                "versioncheck.disabled": "true",
+            }
+        )
+    )
+    saved = {key: os.environ.get(key) for key in ("DOLT_ROOT_PATH", "GT_TOWN_ROOT", *GT_VARS)}
+    os.environ["DOLT_ROOT_PATH"] = str(home)
+    for key in ("GT_TOWN_ROOT", *GT_VARS):
+        os.environ.pop(key, None)
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class TownFixture:
+    town: Town
+    settings: DoltSettings
+
+    @property
+    def root(self) -> Path:
+        return self.town.root
+
+    @property
+    def port(self) -> int:
+        return self.settings.port
+
+    def rig(self, name: str) -> Path:
+        return init_rig(self.town, self.settings, name)[0]
+
+    def connect(self, database: str | None = None) -> pymysql.connections.Connection:
+        return pymysql.connect(
+            host="127.0.0.1",
+            port=self.settings.port,
+            user="root",
+            password="",
+            database=database,
+            autocommit=True,
+            connect_timeout=5,
+        )
+
+    def query(self, sql: str, database: str | None = None) -> list[tuple]:
+        conn = self.connect(database)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for running gt-dolt/invoke as a user would, against this town's port."""
+        return {**os.environ, "GT_DOLT_PORT": str(self.settings.port), **extra}
+
+    def gt_dolt(
+        self, *args: str, cwd: Path | None = None, timeout: float = 120, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*GT_DOLT, *args],
+            cwd=cwd or self.root,
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def servers(self) -> list[psutil.Process]:
+        """Live dolt sql-servers (real or fake) serving this town's data dir."""
+        return [p for p in procs.dolt_servers() if procs.serves_data_dir(p, self.town.data_dir)]
+
+
+def make_town(root: Path, **settings: object) -> TownFixture:
+    (root / "mayor").mkdir(parents=True, exist_ok=True)
+    (root / "mayor" / "town.json").write_text('{"name": "test-town"}\n')
+    values = {"port": free_port(), "start_timeout": 60, "stop_timeout": 30, **settings}
+    return TownFixture(Town(root.resolve()), resolve_settings(values))
+
+
+@pytest.fixture
+def town(tmp_path: Path, dolt_binary: Path) -> Iterator[TownFixture]:
+    """A fresh town on a free port; whatever server it runs is stopped afterwards."""
+    fixture = make_town(tmp_path / "town")
+    yield fixture
+    cleanup_town(fixture)
+
+
+def cleanup_town(fixture: TownFixture) -> None:
+    with contextlib.suppress(GastownError):
+        stop(fixture.town, fixture.settings.with_overrides(binary=""), timeout=10)
+    for proc in fixture.servers():
+        procs.terminate(proc, timeout=10)
+
+
+@pytest.fixture
+def rigged_town(town: TownFixture) -> TownFixture:
+    town.rig("hq")
+    return town
+
+
+def fake_dolt(name: str) -> Path:
+    path = FAKES / name
+    assert path.is_file(), path
+    return path
+
+
+def spawn_dolt_by_hand(binary: Path, fixture: TownFixture, *extra: str) -> subprocess.Popen[bytes]:
+    """A server started the way a user would by hand: cd into .dolt-data, dolt sql-server."""
+    return subprocess.Popen(
+        [str(binary), "sql-server", "--host", "127.0.0.1", "--port", str(fixture.port), *extra],
+        cwd=fixture.town.data_dir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dolt_env(),
+        start_new_session=True,
+    )
+
+
+LISTENER = """
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+print("up", flush=True)
+time.sleep(600)
+"""
+
+
+def foreign_listener(port: int) -> subprocess.Popen[str]:
+    """A plain TCP listener that is not Dolt, returned once it listens on `port`."""
+    holder = subprocess.Popen([sys.executable, "-c", LISTENER, str(port)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
+    return holder
