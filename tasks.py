@@ -15,6 +15,7 @@ from gastown_tasks import dolt
 from gastown_tasks.ops import sqlclient
 from gastown_tasks.ops.rigadmin import init_rig
 from gastown_tasks.ops.rigs import rigs_on_disk
+from gastown_tasks.tasks import onboard as onboarding
 from gastown_tasks.tasks.config import reports_errors, settings_from_context, town_for
 
 HERE = Path(__file__).resolve().parent
@@ -23,7 +24,7 @@ DEMO_RIG = "hq"
 DEMO_AUTHOR = ("Gas Town demo", "demo@gastown.invalid")
 
 
-@task
+@task(pre=[onboarding.dolt_installed])
 @reports_errors
 def demo_town(c: Context) -> None:
     """Create ./demo-town (git-ignored) with one rig database; no-op when it exists."""
@@ -38,7 +39,7 @@ def demo_town(c: Context) -> None:
         print(f"created rig {DEMO_RIG} at {path}")
 
 
-@task(pre=[dolt.install, demo_town, dolt.start])
+@task(pre=[demo_town, onboarding.onboard])
 @reports_errors
 def demo(c: Context) -> None:
     """The main job: a demo town with a running server, queried over the MySQL protocol."""
@@ -69,5 +70,13 @@ def smoke(c: Context) -> None:
 
 
 ns = Collection(demo, demo_town, smoke)
+for step in (
+    onboarding.onboard,
+    onboarding.dolt_installed,
+    onboarding.legacy_migrated,
+    onboarding.rigs_exist,
+    onboarding.server_verified,
+):
+    ns.add_task(step)
 gastown_tasks.install(ns)
-ns.configure({"dolt": {"town_root": str(DEMO_TOWN)}})
+ns.configure({"dolt": {"town_root": str(DEMO_TOWN)}, "onboard": {"rigs": [DEMO_RIG]}})

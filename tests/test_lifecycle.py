@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
-from conftest import TownFixture, fake_dolt, foreign_listener, free_port, spawn_dolt_by_hand
 
+from conftest import TownFixture, fake_dolt, foreign_listener, free_port, spawn_dolt_by_hand
 from gastown_tasks.ops import server
 from gastown_tasks.ops.errors import NoRigs, PortInUse, StartFailed
 from gastown_tasks.ops.runfiles import read_pid_file, read_state

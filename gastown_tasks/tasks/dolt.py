@@ -7,9 +7,23 @@ town's tasks.py can chain them (`@task(pre=[dolt.start])`).
 from invoke import Collection
 
 from .config import root_defaults
+from .console import logs, sql
 from .lifecycle import install, restart, start, status, stop
+from .rigs import init_rig, list_, migrate
 
-__all__ = ["install", "ns", "restart", "start", "status", "stop"]
+__all__ = [
+    "init_rig",
+    "install",
+    "list_",
+    "logs",
+    "migrate",
+    "ns",
+    "restart",
+    "sql",
+    "start",
+    "status",
+    "stop",
+]
 
-ns = Collection(install, start, stop, restart, status)
+ns = Collection(install, start, stop, restart, status, logs, sql, list_, init_rig, migrate)
 ns.configure(root_defaults())

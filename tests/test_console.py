@@ -1,0 +1,122 @@
+"""logs and sql as a user runs them, against a real Dolt."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+from conftest import GT_DOLT, TownFixture
+from gastown_tasks.ops import server
+
+
+def test_logs_prints_the_last_n_lines(rigged_town: TownFixture) -> None:
+    t = rigged_town
+    t.town.daemon_dir.mkdir(parents=True, exist_ok=True)
+    t.town.log_file.write_text("".join(f"line {i}\n" for i in range(1, 201)))
+    done = t.gt_dolt("logs", "-n", "3")
+    assert done.returncode == 0
+    assert done.stdout.splitlines() == ["line 198", "line 199", "line 200"]
+    assert len(t.gt_dolt("logs").stdout.splitlines()) == 50
+
+
+def test_logs_of_a_started_server_show_dolt_output(rigged_town: TownFixture) -> None:
+    server.start(rigged_town.town, rigged_town.settings)
+    assert "Server ready" in rigged_town.gt_dolt("logs", "-n", "200").stdout
+
+
+def test_logs_without_a_log_says_so_and_where(town: TownFixture) -> None:
+    done = town.gt_dolt("logs")
+    assert done.returncode == 0 and "no log yet" in done.stdout and str(town.town.log_file) in done.stdout
+
+
+def _follower(t: TownFixture) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*GT_DOLT, "logs", "-n", "1", "-f"],
+        cwd=t.root,
+        env=t.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_logs_follow_sees_appended_truncated_and_rotated_lines_and_ctrl_c_exits_0(
+    rigged_town: TownFixture,
+) -> None:
+    t = rigged_town
+    t.town.daemon_dir.mkdir(parents=True, exist_ok=True)
+    log = t.town.log_file
+    log.write_text("old line\n")
+    follower = _follower(t)
+    try:
+        assert follower.stdout.readline() == "old line\n"
+        with log.open("a") as handle:
+            handle.write("appended after follow started\n")
+        assert follower.stdout.readline() == "appended after follow started\n"
+        log.write_text("")  # truncated in place (copytruncate)
+        with log.open("a") as handle:
+            handle.write("after truncation\n")
+        assert follower.stdout.readline() == "after truncation\n"
+        os.rename(log, log.with_suffix(".log.1"))  # rotated: a new file takes the name
+        log.write_text("in the new file\n")
+        assert follower.stdout.readline() == "in the new file\n"
+        follower.send_signal(signal.SIGINT)
+        assert follower.wait(timeout=30) == 0
+        assert "Traceback" not in follower.stderr.read()
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+
+
+def test_sql_query_prints_the_result_through_the_running_server(rigged_town: TownFixture) -> None:
+    t = rigged_town
+    server.start(t.town, t.settings)
+    t.query("CREATE TABLE beads (id INT PRIMARY KEY, title VARCHAR(20))", "hq")
+    t.query("INSERT INTO beads VALUES (7, 'seven')", "hq")
+    done = t.gt_dolt("sql", "--rig", "hq", "-q", "SELECT title FROM beads WHERE id = 7")
+    assert done.returncode == 0, done.stderr
+    assert "seven" in done.stdout
+
+
+def test_sql_error_exits_non_zero_with_dolts_message(rigged_town: TownFixture) -> None:
+    t = rigged_town
+    server.start(t.town, t.settings)
+    done = t.gt_dolt("sql", "--rig", "hq", "-q", "SELECT * FROM no_such_table")
+    assert done.returncode != 0
+    assert "no_such_table" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_sql_reads_piped_input(rigged_town: TownFixture) -> None:
+    t = rigged_town
+    server.start(t.town, t.settings)
+    done = subprocess.run(
+        [*GT_DOLT, "sql"],
+        cwd=t.root,
+        env=t.env(),
+        input="SELECT 40 + 2 AS answer;\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "42" in done.stdout
+
+
+def test_sql_query_is_one_argument_never_a_shell_string(rigged_town: TownFixture) -> None:
+    t = rigged_town
+    server.start(t.town, t.settings)
+    done = t.gt_dolt("sql", "-q", "SELECT 'a;b $(echo pwned) `x`' AS s")
+    assert done.returncode == 0, done.stderr
+    assert "a;b $(echo pwned) `x`" in done.stdout
+
+
+def test_sql_without_a_server_uses_the_embedded_engine_and_says_so(rigged_town: TownFixture) -> None:
+    t = rigged_town
+    done = t.gt_dolt("sql", "-q", "SELECT DATABASE()")
+    assert done.returncode == 0, done.stderr
+    assert "server not running: embedded dolt sql in rig hq" in done.stderr
+    assert "hq" in done.stdout
+    assert not t.servers()
