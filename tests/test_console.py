@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import subprocess
+import time
 
 from conftest import GT_DOLT, TownFixture
 from gastown_tasks.ops import server
@@ -120,3 +123,40 @@ def test_sql_without_a_server_uses_the_embedded_engine_and_says_so(rigged_town: 
     assert "server not running: embedded dolt sql in rig hq" in done.stderr
     assert "hq" in done.stdout
     assert not t.servers()
+
+
+def _read_until(fd: int, token: bytes, seen: bytearray, timeout: float = 60) -> bool:
+    """Read the terminal until `token` shows (an event), within a generous bound."""
+    deadline = time.monotonic() + timeout
+    while token not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:
+                break
+    return token in seen
+
+
+def test_sql_on_a_terminal_runs_the_interactive_dolt_shell(
+    rigged_town: TownFixture,
+) -> None:
+    t = rigged_town
+    server.start(t.town, t.settings)
+    master, slave = pty.openpty()
+    shell = subprocess.Popen(
+        [*GT_DOLT, "sql", "--rig", "hq"], cwd=t.root, env=t.env(), stdin=slave, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    seen = bytearray()
+    try:
+        assert _read_until(master, b"hq", seen), seen  # the prompt names the database
+        os.write(master, b"select 6*7 as answer;\n")
+        assert _read_until(master, b"42", seen), seen
+        os.write(master, b"exit\n")
+        assert shell.wait(timeout=60) == 0
+    finally:
+        os.close(master)
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
