@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from .errors import DoltNotFound
@@ -62,3 +63,24 @@ def dolt_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+def run_dolt(
+    dolt: Path, *args: str, cwd: Path | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """One short Dolt command with captured output, no stdin, telemetry off; never raises on exit."""
+    return subprocess.run(
+        [str(dolt), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=dolt_env(),
+        timeout=timeout,
+    )
+
+
+def dolt_global_config(dolt: Path, key: str) -> str:
+    """A key of Dolt's global config, or "" when unset."""
+    done = run_dolt(dolt, "config", "--global", "--get", key)
+    return done.stdout.strip() if done.returncode == 0 else ""

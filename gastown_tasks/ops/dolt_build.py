@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .binary import DOLT_MODULE, DOLT_VERSION, cached_binary, dolt_env
+from .binary import DOLT_MODULE, DOLT_VERSION, cached_binary, dolt_global_config, run_dolt
 from .errors import BuildError
 
 APT_PACKAGES = ("gcc", "g++", "libc6-dev", "libicu-dev")
@@ -59,39 +59,18 @@ def _install_build_deps(echo: Callable[[str], None]) -> None:
 def dolt_version(binary: Path) -> str | None:
     """`dolt version`'s first line, or None when the binary does not run."""
     try:
-        done = subprocess.run(
-            [str(binary), "version"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-            env=dolt_env(),
-        )
+        done = run_dolt(binary, "version", timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    if done.returncode != 0:
-        return None
     lines = done.stdout.strip().splitlines()
-    return lines[0].strip() if lines else None
+    return lines[0].strip() if done.returncode == 0 and lines else None
 
 
 def _disable_telemetry(binary: Path) -> None:
     """Dolt's global metrics/version-check switches, so no Dolt command phones home."""
     for key in ("metrics.disabled", "versioncheck.disabled"):
-        current = subprocess.run(
-            [str(binary), "config", "--global", "--get", key],
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            env=dolt_env(),
-        )
-        if current.stdout.strip() != "true":
-            subprocess.run(
-                [str(binary), "config", "--global", "--add", key, "true"],
-                capture_output=True,
-                stdin=subprocess.DEVNULL,
-                env=dolt_env(),
-            )
+        if dolt_global_config(binary, key) != "true":
+            run_dolt(binary, "config", "--global", "--add", key, "true")
 
 
 def ensure_dolt(echo: Callable[[str], None] = print) -> BuildResult:

@@ -13,13 +13,12 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .binary import dolt_env, find_dolt
+from .binary import find_dolt, run_dolt
 from .errors import MigrationError, RigError
 from .locking import town_lock
 from .rigs import RESERVED, RIG_NAME
@@ -91,14 +90,7 @@ def _listing(root: Path) -> dict[str, int]:
 
 def _dolt_opens(dolt: Path, database: Path) -> str | None:
     """None when Dolt can read the database's history, else Dolt's complaint."""
-    done = subprocess.run(
-        [str(dolt), "log", "-n", "1"],
-        cwd=database,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env=dolt_env(),
-    )
+    done = run_dolt(dolt, "log", "-n", "1", cwd=database)
     return None if done.returncode == 0 else (done.stderr or done.stdout).strip()[-500:]
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import sqlclient
-from .binary import dolt_env, find_dolt
+from .binary import dolt_global_config, find_dolt, run_dolt
 from .errors import RigError
 from .locking import town_lock
 from .rigs import rigs_on_disk, validate_rig_name
@@ -48,21 +48,10 @@ def _git_config(key: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
-def _dolt_config(dolt: Path, key: str) -> str:
-    done = subprocess.run(
-        [str(dolt), "config", "--global", "--get", key],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env=dolt_env(),
-    )
-    return done.stdout.strip() if done.returncode == 0 else ""
-
-
 def author_identity(dolt: Path) -> tuple[str, str]:
     """Dolt's global identity, else git's; `dolt init` refuses to run without one."""
-    name = _dolt_config(dolt, "user.name") or _git_config("user.name")
-    email = _dolt_config(dolt, "user.email") or _git_config("user.email")
+    name = dolt_global_config(dolt, "user.name") or _git_config("user.name")
+    email = dolt_global_config(dolt, "user.email") or _git_config("user.email")
     if not name or not email:
         raise RigError(
             "dolt init needs an author identity and neither Dolt nor git has one; run:\n"
@@ -78,14 +67,7 @@ def _init_on_disk(town: Town, name: str, dolt: Path, identity: tuple[str, str] |
     town.data_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".init-{name}-", dir=town.data_dir))
     try:
-        done = subprocess.run(
-            [str(dolt), "init", "--name", author, "--email", email],
-            cwd=staging,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            env=dolt_env(),
-        )
+        done = run_dolt(dolt, "init", "--name", author, "--email", email, cwd=staging)
         if done.returncode != 0:
             detail = (done.stderr or done.stdout).strip()
             raise RigError(f"dolt init failed for rig {name} (exit {done.returncode}): {detail}")
