@@ -13,6 +13,7 @@ from .errors import DoltNotFound
 # commit of github.com/dolthub/dolt/go it does serve (2026-07-15). See README "Dolt version".
 DOLT_MODULE = "github.com/dolthub/dolt/go"
 DOLT_VERSION = "v0.40.5-0.20260715172757-a6690826d767"
+DOLT_RELEASE = "2.2.0"  # what `dolt version` of that commit reports
 SETUP_HINT = "run: gt-dolt install (or invoke dolt.install) to build the pinned Dolt"
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from .binary import find_dolt, run_dolt
 from .errors import MigrationError, RigError
 from .locking import town_lock
-from .rigs import RESERVED, RIG_NAME
+from .rigs import is_valid_rig_name
 from .server import LOCK_SLACK, find_running
 from .settings import DoltSettings
 from .town import Town
@@ -69,7 +69,7 @@ def find_moves(town: Town) -> list[Move]:
         source = _old_database(folder)
         if source is None:
             continue
-        if not RIG_NAME.match(folder.name) or folder.name.lower() in RESERVED:
+        if not is_valid_rig_name(folder.name):
             raise RigError(
                 f"{source} belongs to folder {folder.name!r}, which is not a valid rig name; "
                 "rename the folder, then run migrate again"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,23 +58,30 @@ def _flag_value(args: list[str], *names: str) -> str | None:
     return None
 
 
-def serves_data_dir(proc: psutil.Process, data_dir: Path) -> bool:
-    """Whether the process's arguments or cwd point at `data_dir` (evidence, Gas Town's order)."""
-    args = _cmdline(proc)
+def _cwd(proc: psutil.Process) -> str | None:
     try:
-        cwd = proc.cwd()
+        return proc.cwd()
     except psutil.Error:
-        cwd = None
-    want = _real(data_dir)
+        return None
+
+
+def served_data_dir(proc: psutil.Process) -> str | None:
+    """The data dir a `dolt sql-server` serves, from --data-dir, --config or its cwd (Gas Town's order)."""
+    args = _cmdline(proc)
+    cwd = _cwd(proc)
+    base = cwd.removesuffix(" (deleted)") if cwd else "/"
     flagged = _flag_value(args, "--data-dir")
     if flagged is not None:
-        base = cwd.removesuffix(" (deleted)") if cwd else "/"
-        return _real(os.path.join(base, flagged)) == want
+        return _real(os.path.join(base, flagged))
     config = _flag_value(args, "--config")
     if config is not None:
-        base = cwd.removesuffix(" (deleted)") if cwd else "/"
-        return os.path.dirname(_real(os.path.join(base, config))) == want
-    return cwd is not None and _real(cwd) == want
+        return os.path.dirname(_real(os.path.join(base, config)))
+    return _real(cwd) if cwd is not None else None
+
+
+def serves_data_dir(proc: psutil.Process, data_dir: Path) -> bool:
+    """Whether the process's arguments or cwd point at `data_dir`."""
+    return served_data_dir(proc) == _real(data_dir)
 
 
 def same_process(proc: psutil.Process, recorded_create_time: float | None) -> bool:
@@ -86,13 +94,32 @@ def same_process(proc: psutil.Process, recorded_create_time: float | None) -> bo
 
 
 def town_server(pid: int, data_dir: Path, recorded_create_time: float | None = None) -> psutil.Process | None:
-    """The live `dolt sql-server` at `pid` if it is provably this town's, else None."""
+    """The live `dolt sql-server` at `pid` if it is provably this town's, else None.
+
+    A matching create_time alone proves only that the pid was not reused, not whose server it
+    is: a town copied with `cp -r` while its server ran carries the original's pid and state
+    files.  So the recorded process also needs its cwd in this data dir, which covers a town
+    folder renamed under a running server (the cwd follows the rename, the --data-dir flag does
+    not).
+    """
     proc = _process(pid)
     if proc is None or not is_dolt_sql_server(proc):
         return None
-    if same_process(proc, recorded_create_time) or serves_data_dir(proc, data_dir):
+    if serves_data_dir(proc, data_dir):
+        return proc
+    cwd = _cwd(proc)
+    if same_process(proc, recorded_create_time) and cwd is not None and _real(cwd) == _real(data_dir):
         return proc
     return None
+
+
+def listening_ports(proc: psutil.Process) -> list[int]:
+    """The TCP ports `proc` listens on (empty when they cannot be seen)."""
+    try:
+        conns = proc.net_connections(kind="tcp")
+    except psutil.Error:
+        return []
+    return sorted({c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN and c.laddr})
 
 
 def listeners_on_port(port: int) -> list[int]:
@@ -141,12 +168,16 @@ class Holder:
 
 
 def describe_pid(pid: int) -> str:
+    """A short description of a process for messages: whose Dolt server it is, or its command."""
     proc = _process(pid)
     if proc is None:
         return "exited"
+    if is_dolt_sql_server(proc):
+        served = served_data_dir(proc)
+        return f"dolt sql-server serving {served}" if served else "dolt sql-server"
     args = _cmdline(proc)
     if args:
-        text = " ".join(args)
+        text = " ".join(" ".join(args).split())  # one line, whatever the arguments hold
         return text if len(text) <= 120 else text[:117] + "..."
     try:
         return proc.name()
@@ -174,6 +205,41 @@ def dolt_servers() -> list[psutil.Process]:
     return found
 
 
+def _exited(proc: psutil.Process) -> bool:
+    """Gone, or a zombie: a zombie has exited, and only its parent can reap it."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.AccessDenied:
+        return not proc.is_running()
+
+
+def wait_exited(proc: psutil.Process, timeout: float) -> bool:
+    """Wait until `proc` has exited (reaping it when it is our child); False after `timeout`.
+
+    psutil's own wait treats a zombie whose parent is another process as alive, so a server
+    started by a long-lived Python process and stopped from a shell would wait out the whole
+    timeout and then be reported as having ignored SIGTERM.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            proc.wait(timeout=delay)
+            return True
+        except psutil.TimeoutExpired:
+            pass
+        except psutil.NoSuchProcess:
+            return True
+        if _exited(proc):
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        delay = min(delay * 2, 0.05, remaining)
+
+
 def terminate(proc: psutil.Process, timeout: float) -> bool:
     """SIGTERM, wait up to `timeout`, then SIGKILL. True when it needed SIGKILL.
 
@@ -184,11 +250,9 @@ def terminate(proc: psutil.Process, timeout: float) -> bool:
         proc.terminate()
     except psutil.NoSuchProcess:
         return False
-    _, alive = psutil.wait_procs([proc], timeout=timeout)
-    if not alive:
+    if wait_exited(proc, timeout):
         return False
-    for survivor in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            survivor.kill()
-    psutil.wait_procs(alive, timeout=10)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        proc.kill()
+    wait_exited(proc, 10)
     return True

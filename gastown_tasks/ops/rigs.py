@@ -9,7 +9,7 @@ from pathlib import Path
 from .errors import RigError
 from .town import Town
 
-RIG_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
+RIG_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")  # always fullmatch: `$` allows a "\n"
 RESERVED = frozenset({"information_schema", "mysql", "performance_schema", "sys", "dolt_cluster"})
 
 
@@ -36,9 +36,13 @@ def rigs_on_disk(town: Town) -> list[Rig]:
     ]
 
 
+def is_valid_rig_name(name: object) -> bool:
+    return isinstance(name, str) and RIG_NAME.fullmatch(name) is not None and name.lower() not in RESERVED
+
+
 def validate_rig_name(name: str) -> str:
     """Letters, digits, _ and -, 1-64 characters, not starting with -, not reserved."""
-    if not isinstance(name, str) or not RIG_NAME.match(name):
+    if not isinstance(name, str) or not RIG_NAME.fullmatch(name):
         raise RigError(
             f"invalid rig name {name!r}: use 1-64 letters, digits, '_' or '-', "
             "not starting with '-' (for example: gastown)"

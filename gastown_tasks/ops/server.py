@@ -7,12 +7,15 @@ starts end with one server.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,11 +26,12 @@ import psutil
 
 from . import procs, sqlclient
 from .binary import dolt_env, find_dolt
-from .errors import NoRigs, PortInUse, StartFailed, StopFailed
+from .errors import GastownError, NoRigs, PortInUse, StartFailed, StopFailed
 from .locking import town_lock
 from .logfile import file_size, last_lines, open_log_for_append
 from .rigs import rigs_on_disk
 from .runfiles import (
+    MAX_PID,
     PidFile,
     StateFile,
     ensure_daemon_dir,
@@ -125,17 +129,46 @@ def _flag_port(proc: psutil.Process) -> int | None:
     except psutil.Error:
         return None
     for i, arg in enumerate(args):
-        if arg in ("--port", "-P") and i + 1 < len(args) and args[i + 1].isdigit():
-            return int(args[i + 1])
-        if arg.startswith("--port=") and arg[7:].isdigit():
-            return int(arg[7:])
+        value = None
+        if arg in ("--port", "-P") and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--port="):
+            value = arg[7:]
+        if value is not None:
+            return _valid_port(value)
     return None
+
+
+def _valid_port(value: Any) -> int | None:
+    """A port number from a file or another process's arguments, or None (never raises)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = int(value) if value.isascii() and value.isdigit() and len(value) <= 5 else None
+    return value if isinstance(value, int) and 1 <= value <= 65535 else None
+
+
+def _state_pid(state: dict[str, Any]) -> int | None:
+    pid = state.get("pid")
+    return pid if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= MAX_PID else None
 
 
 def _recorded_create_time(state: dict[str, Any], pid: int) -> float | None:
-    if state.get("pid") == pid and isinstance(state.get("create_time"), (int, float)):
-        return float(state["create_time"])
+    created = state.get("create_time")
+    if _state_pid(state) == pid and isinstance(created, int | float) and not isinstance(created, bool):
+        return float(created)
     return None
+
+
+def _port_of(proc: psutil.Process, state: dict[str, Any], settings: DoltSettings) -> int:
+    """Where the server really listens: its sockets, else its --port flag, else the records."""
+    listening = procs.listening_ports(proc)
+    if settings.port in listening:
+        return settings.port
+    if listening:
+        return listening[0]
+    recorded = _valid_port(state.get("port")) if _state_pid(state) == proc.pid else None
+    return _flag_port(proc) or recorded or settings.port
 
 
 def find_running(
@@ -144,23 +177,47 @@ def find_running(
     pid_file: PidFile | None = None,
     state: StateFile | None = None,
 ) -> Running | None:
-    """This town's live server: via the pid file, the state, or whoever listens on the port."""
+    """This town's live server: via the pid file, the state, its port, or a process scan.
+
+    The scan finds a server of this town started by hand on another port (or whose pid file
+    was lost): starting a second one on the same data dir would only die on Dolt's lock.
+    """
     pid_file = pid_file if pid_file is not None else read_pid_file(town.pid_file)
     data = (state if state is not None else read_state(town.state_file)).data
     candidates: list[tuple[int, str]] = []
     if pid_file.pid:
         candidates.append((pid_file.pid, "pid file"))
-    if isinstance(data.get("pid"), int) and data.get("running"):
-        candidates.append((data["pid"], "state file"))
+    state_pid = _state_pid(data)
+    if state_pid is not None and data.get("running"):
+        candidates.append((state_pid, "state file"))
+    for pid in procs.listeners_on_port(settings.port):
+        candidates.append((pid, "port"))
     for pid, via in candidates:
         proc = procs.town_server(pid, town.data_dir, _recorded_create_time(data, pid))
         if proc is not None:
-            return Running(proc, _flag_port(proc) or data.get("port") or settings.port, via)
-    for pid in procs.listeners_on_port(settings.port):
-        proc = procs.town_server(pid, town.data_dir, _recorded_create_time(data, pid))
-        if proc is not None:
-            return Running(proc, settings.port, "port")
+            return Running(proc, _port_of(proc, data, settings), via)
+    for proc in procs.dolt_servers():
+        if procs.serves_data_dir(proc, town.data_dir):
+            return Running(proc, _port_of(proc, data, settings), "process scan")
     return None
+
+
+def _found_notes(running: Running, town: Town, settings: DoltSettings) -> list[str]:
+    """What a user should know about how the server was found and where it listens."""
+    notes = []
+    if running.via == "port":
+        notes.append("found by its port: started by hand or by another tool")
+    elif running.via == "process scan":
+        notes.append(
+            f"found by scanning processes: it serves {town.data_dir} but no pid file named it "
+            "(started by hand or by another tool)"
+        )
+    if running.port != settings.port:
+        notes.append(
+            f"it listens on port {running.port}, not the configured port {settings.port}; "
+            "gt-dolt restart moves it to the configured port"
+        )
+    return notes
 
 
 def _state_record(
@@ -178,6 +235,24 @@ def _state_record(
         "log_file": str(town.log_file),
         "managed_by": "gastown-tasks",
     }
+
+
+def record_running(town: Town, settings: DoltSettings, running: Running, databases: list[str]) -> None:
+    """Write the pid and state files for a server proven to be this town's (one started by hand,
+    or one whose files were lost), so `gt` and later commands find it the ordinary way.
+    """
+    write_pid_file(town.pid_file, running.pid)
+    record = _state_record(town, settings, running.proc, running.port, databases)
+    with contextlib.suppress(psutil.Error):
+        record["started_at"] = datetime.fromtimestamp(running.proc.create_time(), UTC).isoformat(
+            timespec="seconds"
+        )
+    write_state(town.state_file, record)
+
+
+def mark_stopped(town: Town, **extra: Any) -> None:
+    """Say in the state file that the server is not running, keeping its history."""
+    _mark_stopped(town, **extra)
 
 
 def _mark_stopped(town: Town, **extra: Any) -> None:
@@ -211,16 +286,59 @@ def _log_tail(town: Town, offset: int) -> str:
     return f"last lines of {town.log_file}:\n" + "\n".join(f"  {line}" for line in lines)
 
 
+_LOG_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
+
+
+def _log_fields(line: str) -> dict[str, str]:
+    """key=value pairs of one logrus line (Dolt's log format), quoted values unquoted."""
+    fields = {}
+    for key, value in _LOG_FIELD.findall(line):
+        if value.startswith('"'):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        fields[key] = value
+    return fields
+
+
+def _skipped_rigs(town: Town, offset: int, missing: list[str]) -> str | None:
+    """Why Dolt gave up on missing rigs, from its log since `offset`; None when it did not say."""
+    wanted = {os.path.realpath(town.rig_dir(name)): name for name in missing}
+    found: dict[str, str] = {}
+    try:
+        with open(town.log_file, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if "skipping" not in line or "path=" not in line:
+            continue
+        fields = _log_fields(line)
+        name = wanted.get(os.path.realpath(fields.get("path", "")))
+        if name is not None:
+            found[name] = fields.get("error") or fields.get("msg") or line.strip()
+    if not found:
+        return None
+    rigs = "; ".join(f"rig {name} at {town.rig_dir(name)} ({why})" for name, why in sorted(found.items()))
+    return (
+        f"dolt sql-server skipped {rigs}: Dolt cannot open that database, so waiting longer would not "
+        f"help. Repair it (or move it out of {town.data_dir}), then start again"
+    )
+
+
 def _wait_ready(
     child: subprocess.Popen[bytes],
     settings: DoltSettings,
     port: int,
     rigs: list[str],
     timeout: float,
+    skipped: Callable[[list[str]], str | None] | None = None,
 ) -> list[str]:
     """Poll (milliseconds apart) until the server answers SQL and lists every rig.
 
-    Raises StartFailed("exited …") or StartFailed("timeout …"); the caller cleans up.
+    Raises StartFailed("exited …"), StartFailed("skipped …") as soon as the log shows that Dolt
+    gave up on a rig (waiting longer cannot help), or StartFailed("timeout …"); the caller
+    cleans up.
     """
     import pymysql
 
@@ -234,7 +352,10 @@ def _wait_ready(
         while True:
             code = child.poll()
             if code is not None:
-                raise StartFailed(f"dolt sql-server exited with code {code} before it was ready")
+                raise StartFailed(
+                    f"dolt sql-server exited with code {code} before it was ready; "
+                    "the log lines below say why: fix that, then start again"
+                )
             remaining = deadline - time.monotonic()
             if conn is None and remaining > 0:
                 try:
@@ -245,8 +366,12 @@ def _wait_ready(
                 try:
                     served = sqlclient.show_databases(conn)
                     answered = True
-                    if not sqlclient.missing(rigs, served):
+                    missing = sqlclient.missing(rigs, served)
+                    if not missing:
                         return served
+                    given_up = skipped(missing) if skipped is not None else None
+                    if given_up:
+                        raise StartFailed(given_up)
                 except pymysql.err.MySQLError:
                     conn.close()
                     conn = None
@@ -270,22 +395,33 @@ def _wait_ready(
 
 
 def _discard_child(child: subprocess.Popen[bytes], town: Town) -> None:
-    """Kill a child that never became a server and forget it: no orphan, no pid file."""
-    if child.poll() is None:
-        child.terminate()
-        try:
-            child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    """Kill a child that never became a server and forget it: no orphan, no pid file.
+
+    A second Ctrl-C is held back until the child is gone, so it cannot cut the clean-up short.
+    """
+    with _interrupts_deferred():
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
     pid_file = read_pid_file(town.pid_file)
     if pid_file.pid == child.pid:
-        remove_file(town.pid_file)
+        with contextlib.suppress(GastownError):  # already on an error path; that error wins
+            remove_file(town.pid_file)
 
 
 def _launch(town: Town, settings: DoltSettings, dolt: Path, rigs: list[str], timeout: float) -> StartResult:
     log_offset = file_size(town.log_file)
-    log_fd = open_log_for_append(town.log_file)
+    try:
+        log_fd = open_log_for_append(town.log_file)
+    except OSError as exc:
+        raise StartFailed(
+            f"cannot open {town.log_file} for the server's output: {exc.strerror}; "
+            f"make it a writable file in a writable {town.daemon_dir}, then retry"
+        ) from None
     command = [
         str(dolt),
         "sql-server",
@@ -298,8 +434,10 @@ def _launch(town: Town, settings: DoltSettings, dolt: Path, rigs: list[str], tim
         "--loglevel",
         settings.log_level,
     ]
+    child: subprocess.Popen[bytes] | None = None
     try:
         os.write(log_fd, f"=== {_now()} gastown-tasks: {' '.join(command)}\n".encode())
+        # Ctrl-C is held back until the child is recorded, then raised here, where it undoes the start.
         with _interrupts_deferred():
             child = subprocess.Popen(
                 command,
@@ -310,28 +448,38 @@ def _launch(town: Town, settings: DoltSettings, dolt: Path, rigs: list[str], tim
                 start_new_session=True,
                 env=dolt_env(),
             )
-            try:
-                proc = psutil.Process(child.pid)
-                write_pid_file(town.pid_file, child.pid)
-                write_state(town.state_file, _state_record(town, settings, proc, settings.port, []))
-            except BaseException:
-                _discard_child(child, town)
-                raise
+            proc = psutil.Process(child.pid)
+            write_pid_file(town.pid_file, child.pid)
+            write_state(town.state_file, _state_record(town, settings, proc, settings.port, []))
+    except BaseException:
+        if child is not None:
+            _discard_child(child, town)
+            with contextlib.suppress(GastownError):
+                _mark_stopped(town, last_error="start interrupted")
+        raise
     finally:
         os.close(log_fd)
 
     try:
-        served = _wait_ready(child, settings, settings.port, rigs, timeout)
+        served = _wait_ready(
+            child,
+            settings,
+            settings.port,
+            rigs,
+            timeout,
+            lambda missing: _skipped_rigs(town, log_offset, missing),
+        )
+        write_state(town.state_file, _state_record(town, settings, proc, settings.port, served))
     except StartFailed as exc:
         _discard_child(child, town)
-        _mark_stopped(town, last_error=str(exc))
+        with contextlib.suppress(GastownError):
+            _mark_stopped(town, last_error=str(exc))
         raise StartFailed(f"{exc}\n{_log_tail(town, log_offset)}") from None
-    except BaseException:  # Ctrl-C or anything unexpected: leave nothing behind
+    except BaseException as exc:  # Ctrl-C or anything unexpected: leave nothing behind
         _discard_child(child, town)
-        _mark_stopped(town, last_error="start interrupted")
+        with contextlib.suppress(GastownError):
+            _mark_stopped(town, last_error=str(exc) or "start interrupted")
         raise
-    record = _state_record(town, settings, proc, settings.port, served)
-    write_state(town.state_file, record)
     return StartResult(child.pid, settings.host, settings.port, town.data_dir, served, True, town.log_file)
 
 
@@ -362,6 +510,7 @@ def start(town: Town, settings: DoltSettings, timeout: float | None = None) -> S
             if pid_file.pid != running.pid:
                 write_pid_file(town.pid_file, running.pid)
                 notes.append(f"recorded pid {running.pid} in {town.pid_file}")
+            notes.extend(_found_notes(running, town, settings))
             served = sqlclient.served_databases(settings.with_overrides(port=running.port)) or []
             return StartResult(
                 running.pid,
@@ -416,7 +565,7 @@ def stop(town: Town, settings: DoltSettings, timeout: float | None = None) -> St
                 f"not allowed to signal dolt sql-server pid {running.pid}; "
                 "stop it as the user that started it"
             ) from None
-        if running.proc.is_running() and running.proc.status() != psutil.STATUS_ZOMBIE:
+        if not procs.wait_exited(running.proc, 0):
             raise StopFailed(f"dolt sql-server pid {running.pid} is still running after SIGKILL")
         if read_pid_file(town.pid_file).exists:
             remove_file(town.pid_file)
@@ -479,8 +628,7 @@ def status(town: Town, settings: DoltSettings) -> Status:
     started_at = recorded or datetime.fromtimestamp(created, UTC).isoformat(timespec="seconds")
     if served is None:
         notes.append(f"the process is alive but does not answer SQL on {settings.host}:{running.port}")
-    if running.via == "port":
-        notes.append("found by its port: started by hand or by another tool")
+    notes.extend(_found_notes(running, town, settings))
     return Status(
         True,
         0,

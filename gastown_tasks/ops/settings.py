@@ -64,7 +64,9 @@ class DoltSettings:
 
 def _port(value: Any) -> int:
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
+    # ASCII digits, at most five: int() rejects "³" and strings of thousands of digits.
+    digits = text.isascii() and text.isdigit() and len(text) <= 5
+    if isinstance(value, bool) or not digits or not 1 <= int(text) <= 65535:
         raise ConfigError(
             f"invalid port {value!r}: it must be a whole number from 1 to 65535; "
             "set dolt.port (or GT_DOLT_PORT, or --port) to a free port such as 3307"

@@ -8,6 +8,7 @@ from invoke import Collection
 
 from .config import root_defaults
 from .console import logs, sql
+from .doctor import doctor
 from .lifecycle import install, restart, start, status, stop
 from .rigs import init_rig, list_, migrate
 
@@ -25,5 +26,5 @@ __all__ = [
     "stop",
 ]
 
-ns = Collection(install, start, stop, restart, status, logs, sql, list_, init_rig, migrate)
+ns = Collection(install, start, stop, restart, status, logs, sql, list_, init_rig, migrate, doctor)
 ns.configure(root_defaults())

@@ -7,6 +7,7 @@ Modes:
   dies-at-start    print an error like Dolt's and exit 1
   never-ready      stay alive, never listen
   ignores-sigterm  listen on --port (plain TCP, no MySQL) and ignore SIGTERM
+  old-version      answer `dolt version` with a version other than the pinned one
 """
 
 import signal
@@ -20,6 +21,10 @@ mode, args = sys.argv[1], sys.argv[2:]
 def flag(name, default=None):
     return args[args.index(name) + 1] if name in args else default
 
+
+if mode == "old-version" and args[:1] == ["version"]:
+    print("dolt version 1.0.0", flush=True)
+    sys.exit(0)
 
 if "sql-server" not in args:
     print(f"fake dolt ({mode}) only fakes sql-server", file=sys.stderr)
