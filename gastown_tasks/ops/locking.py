@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import filelock
-
 from .errors import GastownError, LockTimeout
 from .runfiles import ensure_daemon_dir
 from .town import Town
@@ -15,6 +13,8 @@ from .town import Town
 @contextmanager
 def town_lock(town: Town, wait: float) -> Iterator[None]:
     """Hold daemon/dolt.lock for a mutating step; never delete the file (it would split waiters)."""
+    import filelock  # here, not at module level: read-only commands never lock (~15 ms import)
+
     ensure_daemon_dir(town.daemon_dir)
     # thread_local=False and a fresh object per call: two threads of one process exclude each
     # other exactly as two processes do, because each call opens its own file description.
