@@ -16,7 +16,7 @@ from gastown_tasks.ops import sqlclient
 from gastown_tasks.ops.rigadmin import init_rig
 from gastown_tasks.ops.rigs import rigs_on_disk
 from gastown_tasks.tasks import onboard as onboarding
-from gastown_tasks.tasks.config import reports_errors, settings_from_context, town_for
+from gastown_tasks.tasks.config import reports_errors, settings_from_context, town_and_settings
 
 HERE = Path(__file__).resolve().parent
 DEMO_TOWN = HERE / "demo-town"
@@ -32,8 +32,7 @@ def demo_town(c: Context) -> None:
     if not marker.is_file():
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text('{"name": "demo-town"}\n')
-    settings = settings_from_context(c)
-    town = town_for(settings)
+    town, settings = town_and_settings(c)
     if not any(rig.name == DEMO_RIG for rig in rigs_on_disk(town)):
         path, _ = init_rig(town, settings, DEMO_RIG, identity=DEMO_AUTHOR)
         print(f"created rig {DEMO_RIG} at {path}")

@@ -167,10 +167,16 @@ def fake_dolt(name: str) -> Path:
     return path
 
 
-def spawn_dolt_by_hand(binary: Path, fixture: TownFixture, *extra: str) -> subprocess.Popen[bytes]:
-    """A server started the way a user would by hand: cd into .dolt-data, dolt sql-server."""
+def spawn_dolt_by_hand(
+    binary: Path, fixture: TownFixture, *args: str, port: int | None = None
+) -> subprocess.Popen[bytes]:
+    """A server started the way a user would by hand: cd into .dolt-data, dolt sql-server.
+
+    `args` replace the default `--host 127.0.0.1 --port <port, else the town's>`.
+    """
+    argv = list(args) or ["--host", "127.0.0.1", "--port", str(port or fixture.port)]
     return subprocess.Popen(
-        [str(binary), "sql-server", "--host", "127.0.0.1", "--port", str(fixture.port), *extra],
+        [str(binary), "sql-server", *argv],
         cwd=fixture.town.data_dir,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -183,15 +189,24 @@ def spawn_dolt_by_hand(binary: Path, fixture: TownFixture, *extra: str) -> subpr
 LISTENER = """
 import socket, sys, time
 s = socket.socket()
-s.bind(("127.0.0.1", int(sys.argv[1])))
+s.bind((sys.argv[2], int(sys.argv[1])))
 s.listen()
 print("up", flush=True)
 time.sleep(600)
 """
 
 
-def foreign_listener(port: int) -> subprocess.Popen[str]:
-    """A plain TCP listener that is not Dolt, returned once it listens on `port`."""
-    holder = subprocess.Popen([sys.executable, "-c", LISTENER, str(port)], stdout=subprocess.PIPE, text=True)
+def foreign_listener(port: int, address: str = "127.0.0.1") -> subprocess.Popen[str]:
+    """A plain TCP listener that is not Dolt, returned once it listens on address:port."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LISTENER, str(port), address], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
     return holder
+
+
+def end(proc: subprocess.Popen) -> None:
+    """Kill a process this test started (only ever one of our own children)."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=30)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from conftest import GT_DOLT, TownFixture
+from conftest import GT_DOLT, TownFixture, end
 from gastown_tasks.ops import server
 
 
@@ -68,9 +68,7 @@ def test_logs_follow_sees_appended_truncated_and_rotated_lines_and_ctrl_c_exits_
         assert follower.wait(timeout=30) == 0
         assert "Traceback" not in follower.stderr.read()
     finally:
-        if follower.poll() is None:
-            follower.kill()
-            follower.wait()
+        end(follower)
 
 
 def test_sql_query_prints_the_result_through_the_running_server(rigged_town: TownFixture) -> None:

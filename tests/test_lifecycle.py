@@ -9,7 +9,7 @@ import subprocess
 import psutil
 import pytest
 
-from conftest import TownFixture, free_port, spawn_dolt_by_hand
+from conftest import TownFixture, end, free_port, spawn_dolt_by_hand
 from gastown_tasks.ops import server
 from gastown_tasks.ops.errors import NoRigs
 from gastown_tasks.ops.runfiles import read_pid_file, read_state
@@ -87,9 +87,7 @@ def test_server_started_by_hand_is_seen_and_stopped(rigged_town: TownFixture, do
         assert stopped.was_running and stopped.pid == by_hand.pid
         assert by_hand.wait(timeout=30) is not None
     finally:
-        if by_hand.poll() is None:
-            by_hand.kill()
-            by_hand.wait()
+        end(by_hand)
 
 
 def _wait_for_sql(t: TownFixture) -> None:

@@ -44,6 +44,12 @@ def town_for(settings: DoltSettings) -> Town:
     return find_town(configured=settings.town_root or None)
 
 
+def town_and_settings(c: Context, **flags: Any) -> tuple[Town, DoltSettings]:
+    """What almost every task starts with: the settings, then the town they point at."""
+    settings = settings_from_context(c, **flags)
+    return town_for(settings), settings
+
+
 def reports_errors(func: F) -> F:
     """Turn the package's errors into one message and the error's exit code, never a traceback."""
 

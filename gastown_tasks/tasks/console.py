@@ -10,7 +10,7 @@ from invoke.exceptions import Exit
 from ..ops.logfile import last_lines
 from ..ops.logfollow import follow as follow_log
 from ..ops.sqlshell import run_sql, sql_command
-from .config import reports_errors, settings_from_context, town_for
+from .config import reports_errors, town_and_settings
 
 
 @task(
@@ -19,7 +19,7 @@ from .config import reports_errors, settings_from_context, town_for
 @reports_errors
 def logs(c: Context, n: int = 50, follow: bool = False) -> None:
     """Show the end of daemon/dolt.log; -f follows it across truncation and rotation."""
-    town = town_for(settings_from_context(c))
+    town, _ = town_and_settings(c)
     path = town.log_file
     if not path.exists():
         print(f"no log yet: {path} is written when the server starts (gt-dolt start)")
@@ -49,8 +49,8 @@ def sql(c: Context, rig: str | None = None, query: str | None = None) -> None:
 
     On a terminal Dolt gets the terminal itself; piped input works too: echo 'select 1' | gt-dolt sql
     """
-    settings = settings_from_context(c)
-    command = sql_command(town_for(settings), settings, rig=rig, query=query)
+    town, settings = town_and_settings(c)
+    command = sql_command(town, settings, rig=rig, query=query)
     if command.note:
         print(command.note, file=sys.stderr)
     code = run_sql(command)

@@ -6,7 +6,7 @@ from invoke import Context, task
 from invoke.exceptions import Exit
 
 from ..ops import doctor as checkup
-from .config import reports_errors, settings_from_context, town_for
+from .config import reports_errors, town_and_settings
 
 
 @task(
@@ -18,8 +18,8 @@ from .config import reports_errors, settings_from_context, town_for
 @reports_errors
 def doctor(c: Context, fix: bool = False, port: str | None = None) -> None:
     """Check the Dolt binary, port, pid/state files, orphan servers and rigs (exit 1 on a failure)."""
-    settings = settings_from_context(c, port=port)
-    report = checkup.doctor(town_for(settings), settings, fix=fix)
+    town, settings = town_and_settings(c, port=port)
+    report = checkup.doctor(town, settings, fix=fix)
     for line in report.fixed:
         print(line if line.startswith("could not") else f"fixed: {line}")
     if fix and not report.fixed:

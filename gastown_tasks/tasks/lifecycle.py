@@ -8,7 +8,7 @@ from invoke import Context, task
 from invoke.exceptions import Exit
 
 from ..ops import dolt_build, server
-from .config import reports_errors, settings_from_context, town_for
+from .config import reports_errors, town_and_settings
 
 PORT_HELP = "TCP port (default: dolt.port, GT_DOLT_PORT, 3307)"
 
@@ -45,8 +45,8 @@ def install(c: Context) -> None:
 @reports_errors
 def start(c: Context, timeout: str | None = None, port: str | None = None) -> None:
     """Start the server and return once it answers SQL (no-op when running)."""
-    settings = settings_from_context(c, port=port, start_timeout=timeout)
-    result = server.start(town_for(settings), settings)
+    town, settings = town_and_settings(c, port=port, start_timeout=timeout)
+    result = server.start(town, settings)
     _notes(result.notes)
     print(_describe_start(result))
 
@@ -60,8 +60,8 @@ def start(c: Context, timeout: str | None = None, port: str | None = None) -> No
 @reports_errors
 def stop(c: Context, timeout: str | None = None, port: str | None = None) -> None:
     """Stop this town's server, ours or started by hand (no-op when stopped)."""
-    settings = settings_from_context(c, port=port, stop_timeout=timeout)
-    result = server.stop(town_for(settings), settings)
+    town, settings = town_and_settings(c, port=port, stop_timeout=timeout)
+    result = server.stop(town, settings)
     _notes(result.notes)
     if result.was_running:
         print(f"dolt sql-server stopped (pid {result.pid})")
@@ -73,8 +73,8 @@ def stop(c: Context, timeout: str | None = None, port: str | None = None) -> Non
 @reports_errors
 def restart(c: Context, timeout: str | None = None, port: str | None = None) -> None:
     """Stop the server if it runs, then start it."""
-    settings = settings_from_context(c, port=port, start_timeout=timeout)
-    stopped, started = server.restart(town_for(settings), settings)
+    town, settings = town_and_settings(c, port=port, start_timeout=timeout)
+    stopped, started = server.restart(town, settings)
     _notes(stopped.notes + started.notes)
     if stopped.was_running:
         print(f"dolt sql-server stopped (pid {stopped.pid})")
@@ -101,8 +101,8 @@ def _status_text(st: server.Status) -> str:
 @reports_errors
 def status(c: Context, json_: bool = False, port: str | None = None) -> None:
     """Show whether the server runs (exit 0 running, 1 stale pid file, 3 stopped, 4 no town)."""
-    settings = settings_from_context(c, port=port)
-    st = server.status(town_for(settings), settings)
+    town, settings = town_and_settings(c, port=port)
+    st = server.status(town, settings)
     print(json.dumps(st.to_dict(), indent=2) if json_ else _status_text(st))
     if st.exit_code:
         raise Exit(code=st.exit_code)

@@ -17,7 +17,7 @@ from ..ops import migrate as migration
 from ..ops.errors import StartFailed
 from ..ops.rigadmin import init_rig
 from ..ops.rigs import rigs_on_disk, validate_rig_name
-from .config import reports_errors, settings_from_context, town_for
+from .config import reports_errors, town_and_settings
 
 DEFAULT_RIGS = ("hq",)
 
@@ -45,8 +45,7 @@ def dolt_installed(c: Context) -> None:
 @reports_errors
 def legacy_migrated(c: Context) -> None:
     """Step 2: databases in the old .beads/dolt/beads layout are moved into .dolt-data."""
-    settings = settings_from_context(c)
-    town = town_for(settings)
+    town, settings = town_and_settings(c)
     pending = [move for move in migration.find_moves(town) if not move.blocked]
     if not pending:
         print("ok: no old .beads layout to migrate")
@@ -63,8 +62,7 @@ def legacy_migrated(c: Context) -> None:
 @reports_errors
 def rigs_exist(c: Context) -> None:
     """Step 3: every configured rig database exists (init-rig for each missing one)."""
-    settings = settings_from_context(c)
-    town = town_for(settings)
+    town, settings = town_and_settings(c)
     have = {rig.name for rig in rigs_on_disk(town)}
     wanted = configured_rigs(c)
     for name in wanted:
@@ -78,8 +76,7 @@ def rigs_exist(c: Context) -> None:
 @reports_errors
 def server_verified(c: Context) -> None:
     """Step 4: the server runs and serves every rig on disk."""
-    settings = settings_from_context(c)
-    town = town_for(settings)
+    town, settings = town_and_settings(c)
     result = server.start(town, settings)
     served = sqlclient.served_databases(settings.with_overrides(port=result.port)) or []
     missing = sqlclient.missing([rig.name for rig in rigs_on_disk(town)], served)

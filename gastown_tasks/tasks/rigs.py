@@ -9,15 +9,14 @@ from invoke import Context, task
 from ..ops import migrate as migration
 from ..ops.rigadmin import init_rig as create_rig
 from ..ops.rigadmin import list_rigs
-from .config import reports_errors, settings_from_context, town_for
+from .config import reports_errors, town_and_settings
 
 
 @task(name="list", help={"json": "Print a JSON list of {name, path, served}"})
 @reports_errors
 def list_(c: Context, json_: bool = False) -> None:
     """List the rig databases in .dolt-data and whether the server serves them."""
-    settings = settings_from_context(c)
-    town = town_for(settings)
+    town, settings = town_and_settings(c)
     rigs = list_rigs(town, settings)
     if json_:
         print(json.dumps([{"name": r.name, "path": str(r.path), "served": r.served} for r in rigs], indent=2))
@@ -34,8 +33,8 @@ def list_(c: Context, json_: bool = False) -> None:
 @reports_errors
 def init_rig(c: Context, name: str) -> None:
     """Create a rig database (through the server when it runs, so it is served at once)."""
-    settings = settings_from_context(c)
-    path, served = create_rig(town_for(settings), settings, name)
+    town, settings = town_and_settings(c)
+    path, served = create_rig(town, settings, name)
     how = "served now by the running server" if served else "the server serves it from its next start"
     print(f"created rig {name} at {path} ({how})")
 
@@ -44,8 +43,8 @@ def init_rig(c: Context, name: str) -> None:
 @reports_errors
 def migrate(c: Context, dry_run: bool = False) -> None:
     """Move databases from the old .beads/dolt/beads layout into .dolt-data/<rig>."""
-    settings = settings_from_context(c)
-    report = migration.migrate(town_for(settings), settings, dry_run=dry_run)
+    town, settings = town_and_settings(c)
+    report = migration.migrate(town, settings, dry_run=dry_run)
     done = len(report.planned if dry_run else report.moved)
     if not (done or report.skipped):
         print("nothing to migrate: no old .beads/dolt/beads databases left")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from conftest import GT_DOLT, TownFixture
+from conftest import GT_DOLT, TownFixture, end  # noqa: F401 - end is re-exported to the fault tests
 from gastown_tasks.ops import sqlclient
 
 HERE = Path(__file__).parent
@@ -46,13 +46,6 @@ def sleeper() -> subprocess.Popen[str]:
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
     return proc
-
-
-def end(proc: subprocess.Popen) -> None:
-    """Kill a process this test started (only ever one of our own children)."""
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=30)
 
 
 def alive(pid: int) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, dolt_trees, end, kill_9, wait_for_sql
 
-from conftest import TownFixture, fake_dolt, foreign_listener, free_port
+from conftest import TownFixture, fake_dolt, foreign_listener, free_port, spawn_dolt_by_hand
 from gastown_tasks.ops import server
 from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.runfiles import read_pid_file, read_state
@@ -178,15 +178,7 @@ def test_doctor_warns_on_an_orphan_server_of_this_town_on_another_port(
     """A server of this town started by hand on another port, unknown to the pid file."""
     t = rigged_town
     other = t.settings.with_overrides(port=free_port())
-    by_hand = subprocess.Popen(
-        [str(dolt_binary), "sql-server", "--host", "127.0.0.1", "--port", str(other.port)],
-        cwd=t.town.data_dir,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dolt_env(),
-        start_new_session=True,
-    )
+    by_hand = spawn_dolt_by_hand(dolt_binary, t, port=other.port)
     try:
         wait_for_sql(TownFixture(t.town, other))
         done = t.gt_dolt("doctor")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import filelock
 import pytest
-from faultkit import alive, assert_clean, audit_events, gt_dolt_popen, wait_until
+from faultkit import alive, assert_clean, audit_events, end, gt_dolt_popen, wait_until
 
 from conftest import TownFixture, fake_dolt
 from gastown_tasks.ops import server
@@ -112,9 +112,7 @@ def test_ctrl_c_while_waiting_for_readiness_kills_the_child_and_releases_the_loc
         child = t.servers()[0].pid
         code, _, err = _ctrl_c(job)
     finally:
-        if job.poll() is None:
-            job.kill()
-            job.wait()
+        end(job)
     assert code == 130 and "interrupted" in err and "Traceback" not in err
     assert not alive(child) and not t.servers()
     assert not t.town.pid_file.exists()
@@ -135,9 +133,7 @@ def test_ctrl_c_during_a_real_start_leaves_no_untracked_server_and_releases_the_
         wait_until(lambda: t.servers(), "dolt sql-server to be launched")
         code, _, err = _ctrl_c(job)
     finally:
-        if job.poll() is None:
-            job.kill()
-            job.wait()
+        end(job)
     assert "Traceback" not in err
     assert code in (0, 130), err
     if code == 130:
@@ -165,9 +161,7 @@ def test_ctrl_c_while_waiting_for_the_town_lock_starts_nothing(
             wait_until(tried_the_lock, "gt-dolt start to open the lock file (we hold it, so it waits)")
             code, _, err = _ctrl_c(job)
         finally:
-            if job.poll() is None:
-                job.kill()
-                job.wait()
+            end(job)
     assert code == 130 and "interrupted" in err and "Traceback" not in err
     assert not t.servers() and not t.town.pid_file.exists()
     assert not [e for e in audit_events(audit) if e["event"] == "subprocess.Popen"]

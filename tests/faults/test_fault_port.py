@@ -7,37 +7,18 @@ town's server (found, not duplicated).
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, end, wait_for_sql
 
-from conftest import TownFixture, cleanup_town, foreign_listener, free_port, make_town
+from conftest import TownFixture, cleanup_town, foreign_listener, free_port, make_town, spawn_dolt_by_hand
 from gastown_tasks.ops import server
-from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.errors import PortInUse
 from gastown_tasks.ops.runfiles import read_pid_file
 
 pytestmark = pytest.mark.faults
-
-LISTENER_ANY = """
-import socket, sys, time
-s = socket.socket()
-s.bind(("0.0.0.0", int(sys.argv[1])))
-s.listen()
-print("up", flush=True)
-time.sleep(600)
-"""
-
-
-def _listener_on_all_addresses(port: int) -> subprocess.Popen[str]:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", LISTENER_ANY, str(port)], stdout=subprocess.PIPE, text=True
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
-    return holder
 
 
 def test_port_held_by_a_foreign_listener_is_named_and_left_alone(rigged_town: TownFixture) -> None:
@@ -62,7 +43,7 @@ def test_gt_dolt_start_on_a_port_held_by_a_non_dolt_listener_fails_naming_port_a
 ) -> None:
     """Case 5 through gt-dolt: exit 1, port and holder named, holder alive, no Dolt left."""
     t = rigged_town
-    holder = foreign_listener(t.port) if bound_to == "127.0.0.1" else _listener_on_all_addresses(t.port)
+    holder = foreign_listener(t.port, bound_to)
     audit = tmp_path / "audit.jsonl"
     try:
         done = audited_gt_dolt(t, audit, "start", "--timeout", "30", GT_AUDIT_PROTECT=str(holder.pid))
@@ -152,15 +133,7 @@ def test_this_towns_server_on_another_port_is_found_not_duplicated(
     """
     t = rigged_town
     other = t.settings.with_overrides(port=free_port())
-    by_hand = subprocess.Popen(
-        [str(dolt_binary), "sql-server", "--host", "127.0.0.1", "--port", str(other.port)],
-        cwd=t.town.data_dir,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dolt_env(),
-        start_new_session=True,
-    )
+    by_hand = spawn_dolt_by_hand(dolt_binary, t, port=other.port)
     try:
         wait_for_sql(TownFixture(t.town, other))
         status = t.gt_dolt("status")

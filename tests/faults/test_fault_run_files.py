@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import psutil
@@ -20,9 +19,8 @@ from faultkit import (
     wait_for_sql,
 )
 
-from conftest import TownFixture
+from conftest import TownFixture, spawn_dolt_by_hand
 from gastown_tasks.ops import server
-from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.runfiles import read_pid_file, read_state
 
 pytestmark = pytest.mark.faults
@@ -240,7 +238,7 @@ def test_garbage_port_in_the_state_file_is_not_used_for_a_server_without_a_port_
     t = rigged_town
     config = t.town.data_dir / "by-hand.yaml"
     config.write_text(f"listener:\n  host: 127.0.0.1\n  port: {t.port}\n")
-    by_hand = spawn_dolt_by_hand_with_config(dolt_binary, t, config)
+    by_hand = spawn_dolt_by_hand(dolt_binary, t, "--config", config.name)
     try:
         wait_for_sql(t)
         t.town.daemon_dir.mkdir(exist_ok=True)
@@ -253,18 +251,6 @@ def test_garbage_port_in_the_state_file_is_not_used_for_a_server_without_a_port_
         assert by_hand.wait(timeout=60) is not None
     finally:
         end(by_hand)
-
-
-def spawn_dolt_by_hand_with_config(binary: Path, t: TownFixture, config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [str(binary), "sql-server", "--config", config.name],
-        cwd=t.town.data_dir,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dolt_env(),
-        start_new_session=True,
-    )
 
 
 def test_killed_server_with_state_still_saying_running_reads_stopped(rigged_town: TownFixture) -> None:
