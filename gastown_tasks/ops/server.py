@@ -8,14 +8,12 @@ starts end with one server.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +26,8 @@ from . import procs, sqlclient
 from .binary import dolt_env, find_dolt
 from .errors import GastownError, NoRigs, PortInUse, StartFailed, StopFailed
 from .locking import town_lock
-from .logfile import file_size, last_lines, open_log_for_append
+from .logfile import file_size, open_log_for_append
+from .readiness import log_tail, skipped_rigs, wait_ready
 from .rigs import rigs_on_disk
 from .runfiles import (
     MAX_PID,
@@ -44,7 +43,6 @@ from .runfiles import (
 from .settings import DoltSettings
 from .town import Town
 
-LOG_TAIL_LINES = 20
 LOCK_SLACK = 15.0  # seconds beyond a start's and a stop's own timeouts that a waiter allows
 
 
@@ -255,11 +253,6 @@ def record_running(town: Town, settings: DoltSettings, running: Running, databas
 
 def mark_stopped(town: Town, **extra: Any) -> None:
     """Say in the state file that the server is not running, keeping its history."""
-    _mark_stopped(town, **extra)
-
-
-def _mark_stopped(town: Town, **extra: Any) -> None:
-    """Keep the state's history; just say it is not running any more."""
     data = read_state(town.state_file).data
     if data or extra:
         data.update({"running": False, "stopped_at": _now(), **extra})
@@ -280,121 +273,6 @@ def _interrupts_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if received:
         raise KeyboardInterrupt
-
-
-def _log_tail(town: Town, offset: int) -> str:
-    lines = last_lines(town.log_file, LOG_TAIL_LINES, start=offset)
-    if not lines:
-        return f"(nothing in {town.log_file})"
-    return f"last lines of {town.log_file}:\n" + "\n".join(f"  {line}" for line in lines)
-
-
-_LOG_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
-
-
-def _log_fields(line: str) -> dict[str, str]:
-    """key=value pairs of one logrus line (Dolt's log format), quoted values unquoted."""
-    fields = {}
-    for key, value in _LOG_FIELD.findall(line):
-        if value.startswith('"'):
-            with contextlib.suppress(ValueError):
-                value = json.loads(value)
-        fields[key] = value
-    return fields
-
-
-def _skipped_rigs(town: Town, offset: int, missing: list[str]) -> str | None:
-    """Why Dolt gave up on missing rigs, from its log since `offset`; None when it did not say."""
-    wanted = {os.path.realpath(town.rig_dir(name)): name for name in missing}
-    found: dict[str, str] = {}
-    try:
-        with open(town.log_file, "rb") as handle:
-            handle.seek(offset)
-            text = handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if "skipping" not in line or "path=" not in line:
-            continue
-        fields = _log_fields(line)
-        name = wanted.get(os.path.realpath(fields.get("path", "")))
-        if name is not None:
-            found[name] = fields.get("error") or fields.get("msg") or line.strip()
-    if not found:
-        return None
-    rigs = "; ".join(f"rig {name} at {town.rig_dir(name)} ({why})" for name, why in sorted(found.items()))
-    return (
-        f"dolt sql-server skipped {rigs}: Dolt cannot open that database, so waiting longer would not "
-        f"help. Repair it (or move it out of {town.data_dir}), then start again"
-    )
-
-
-def _wait_ready(
-    child: subprocess.Popen[bytes],
-    settings: DoltSettings,
-    port: int,
-    rigs: list[str],
-    timeout: float,
-    skipped: Callable[[list[str]], str | None] | None = None,
-) -> list[str]:
-    """Poll (milliseconds apart) until the server answers SQL and lists every rig.
-
-    Raises StartFailed("exited …"), StartFailed("skipped …") as soon as the log shows that Dolt
-    gave up on a rig (waiting longer cannot help), or StartFailed("timeout …"); the caller
-    cleans up.
-    """
-    import pymysql
-
-    target = settings.with_overrides(port=port)
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    conn = None
-    served: list[str] = []
-    answered = False
-    try:
-        while True:
-            code = child.poll()
-            if code is not None:
-                raise StartFailed(
-                    f"dolt sql-server exited with code {code} before it was ready; "
-                    "the log lines below say why: fix that, then start again"
-                )
-            remaining = deadline - time.monotonic()
-            if conn is None and remaining > 0:
-                try:
-                    conn = sqlclient.connect(target, timeout=min(2.0, max(remaining, 0.05)))
-                except pymysql.err.MySQLError:
-                    conn = None
-            if conn is not None:
-                try:
-                    served = sqlclient.show_databases(conn)
-                    answered = True
-                    missing = sqlclient.missing(rigs, served)
-                    if not missing:
-                        return served
-                    given_up = skipped(missing) if skipped is not None else None
-                    if given_up:
-                        raise StartFailed(given_up)
-                except pymysql.err.MySQLError:
-                    conn.close()
-                    conn = None
-            if time.monotonic() >= deadline:
-                if answered:
-                    waited = (
-                        f"it answered SQL on {settings.host}:{port} but did not list "
-                        f"{', '.join(sqlclient.missing(rigs, served))}"
-                    )
-                else:
-                    waited = f"it never answered SQL on {settings.host}:{port}"
-                raise StartFailed(
-                    f"dolt sql-server (pid {child.pid}) was not ready within {timeout:g}s: {waited}; "
-                    "raise dolt.start_timeout (or --timeout) if the databases are large"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 0.005)  # a refused connect costs well under 1 ms
-    finally:
-        if conn is not None:
-            conn.close()
 
 
 def _discard_child(child: subprocess.Popen[bytes], town: Town) -> None:
@@ -458,30 +336,30 @@ def _launch(town: Town, settings: DoltSettings, dolt: Path, rigs: list[str], tim
         if child is not None:
             _discard_child(child, town)
             with contextlib.suppress(GastownError):
-                _mark_stopped(town, last_error="start interrupted")
+                mark_stopped(town, last_error="start interrupted")
         raise
     finally:
         os.close(log_fd)
 
     try:
-        served = _wait_ready(
+        served = wait_ready(
             child,
             settings,
             settings.port,
             rigs,
             timeout,
-            lambda missing: _skipped_rigs(town, log_offset, missing),
+            lambda missing: skipped_rigs(town, log_offset, missing),
         )
         write_state(town.state_file, _state_record(town, settings, proc, settings.port, served))
     except StartFailed as exc:
         _discard_child(child, town)
         with contextlib.suppress(GastownError):
-            _mark_stopped(town, last_error=str(exc))
-        raise StartFailed(f"{exc}\n{_log_tail(town, log_offset)}") from None
+            mark_stopped(town, last_error=str(exc))
+        raise StartFailed(f"{exc}\n{log_tail(town, log_offset)}") from None
     except BaseException as exc:  # Ctrl-C or anything unexpected: leave nothing behind
         _discard_child(child, town)
         with contextlib.suppress(GastownError):
-            _mark_stopped(town, last_error=str(exc) or "start interrupted")
+            mark_stopped(town, last_error=str(exc) or "start interrupted")
         raise
     return StartResult(child.pid, settings.host, settings.port, town.data_dir, served, True, town.log_file)
 
@@ -559,7 +437,7 @@ def stop(town: Town, settings: DoltSettings, timeout: float | None = None) -> St
                 remove_file(town.pid_file)
                 notes.append(f"removed a stale pid file {town.pid_file}")
             if state.data.get("running"):
-                _mark_stopped(town)
+                mark_stopped(town)
             return StopResult(False, notes=notes)
         try:
             killed = procs.terminate(running.proc, timeout)
@@ -572,7 +450,7 @@ def stop(town: Town, settings: DoltSettings, timeout: float | None = None) -> St
             raise StopFailed(f"dolt sql-server pid {running.pid} is still running after SIGKILL")
         if read_pid_file(town.pid_file).exists:
             remove_file(town.pid_file)
-        _mark_stopped(town)
+        mark_stopped(town)
         if killed:
             notes.append(f"it ignored SIGTERM for {timeout:g}s and was killed (SIGKILL)")
         return StopResult(True, running.pid, killed, notes)
