@@ -60,9 +60,3 @@ def missing(expected: Iterable[str], served: Iterable[str]) -> list[str]:
     """Expected names the server does not list (case-insensitive, as MySQL names are)."""
     have = {name.lower() for name in served}
     return sorted(name for name in expected if name.lower() not in have)
-
-
-def sql_error_types() -> tuple[type[BaseException], ...]:
-    import pymysql
-
-    return (pymysql.err.MySQLError,)
