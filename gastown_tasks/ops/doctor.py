@@ -12,7 +12,6 @@ import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -23,7 +22,7 @@ from .dolt_build import dolt_version
 from .errors import GastownError
 from .locking import town_lock
 from .rigs import rigs_on_disk
-from .runfiles import PidFile, StateFile, read_pid_file, read_state, remove_file, write_state
+from .runfiles import now_iso, remove_file, write_state
 from .settings import DoltSettings
 from .town import Town
 
@@ -59,23 +58,19 @@ class Report:
 
 
 @dataclass(frozen=True)
-class _Seen:
+class _Seen(server.Observed):
     """One consistent reading of the files and processes, shared by every check."""
 
-    pid_file: PidFile
-    state: StateFile
-    running: server.Running | None
-    servers: list[psutil.Process]
+    servers: list[psutil.Process] = field(default_factory=list)
 
 
 def _look(town: Town, settings: DoltSettings) -> _Seen:
-    pid_file = read_pid_file(town.pid_file)
-    state = read_state(town.state_file)
-    running = server.find_running(town, settings, pid_file, state)
+    seen = server.observe(town, settings)
+    running = seen.running
     servers = [p for p in procs.dolt_servers() if procs.serves_data_dir(p, town.data_dir)]
     if running is not None and running.pid not in {p.pid for p in servers}:
         servers.append(running.proc)
-    return _Seen(pid_file, state, running, servers)
+    return _Seen(seen.pid_file, seen.state, running, servers)
 
 
 def check_binary(settings: DoltSettings) -> Check:
@@ -315,7 +310,7 @@ def apply_safe_fixes(town: Town, settings: DoltSettings) -> list[str]:
             kept = _keep_corrupt(town)
             attempt(
                 f"replaced the unreadable {town.state_file}" + (f" (kept as {kept})" if kept else ""),
-                lambda: write_state(town.state_file, {"running": False, "repaired_at": _now()}),
+                lambda: write_state(town.state_file, {"running": False, "repaired_at": now_iso()}),
                 town.state_file,
             )
         elif state.data.get("running"):
@@ -331,10 +326,6 @@ def _keep_corrupt(town: Town) -> Path | None:
         return kept
     except OSError:
         return None
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def doctor(town: Town, settings: DoltSettings, fix: bool = False) -> Report:

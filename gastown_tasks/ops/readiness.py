@@ -73,7 +73,6 @@ def skipped_rigs(town: Town, offset: int, missing: list[str]) -> str | None:
 def wait_ready(
     child: subprocess.Popen[bytes],
     settings: DoltSettings,
-    port: int,
     rigs: list[str],
     timeout: float,
     skipped: Callable[[list[str]], str | None] | None = None,
@@ -86,7 +85,6 @@ def wait_ready(
     """
     import pymysql
 
-    target = settings.with_overrides(port=port)
     deadline = time.monotonic() + timeout
     delay = 0.001
     conn = None
@@ -103,7 +101,7 @@ def wait_ready(
             remaining = deadline - time.monotonic()
             if conn is None and remaining > 0:
                 try:
-                    conn = sqlclient.connect(target, timeout=min(2.0, max(remaining, 0.05)))
+                    conn = sqlclient.connect(settings, timeout=min(2.0, max(remaining, 0.05)))
                 except pymysql.err.MySQLError:
                     conn = None
             if conn is not None:
@@ -122,11 +120,11 @@ def wait_ready(
             if time.monotonic() >= deadline:
                 if answered:
                     waited = (
-                        f"it answered SQL on {settings.host}:{port} but did not list "
+                        f"it answered SQL on {settings.host}:{settings.port} but did not list "
                         f"{', '.join(sqlclient.missing(rigs, served))}"
                     )
                 else:
-                    waited = f"it never answered SQL on {settings.host}:{port}"
+                    waited = f"it never answered SQL on {settings.host}:{settings.port}"
                 raise StartFailed(
                     f"dolt sql-server (pid {child.pid}) was not ready within {timeout:g}s: {waited}; "
                     "raise dolt.start_timeout (or --timeout) if the databases are large"

@@ -8,6 +8,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,11 @@ from .errors import GastownError
 
 MAX_PID = 2**22  # Linux's pid_max ceiling; anything larger cannot be a process
 PID_TEXT = re.compile(r"[0-9]+", re.ASCII)
+
+
+def now_iso() -> str:
+    """A UTC timestamp as the state file records them (RFC 3339, which `gt` parses)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:

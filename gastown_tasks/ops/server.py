@@ -34,6 +34,7 @@ from .runfiles import (
     PidFile,
     StateFile,
     ensure_daemon_dir,
+    now_iso,
     read_pid_file,
     read_state,
     remove_file,
@@ -44,10 +45,6 @@ from .settings import DoltSettings
 from .town import Town
 
 LOCK_SLACK = 15.0  # seconds beyond a start's and a stop's own timeouts that a waiter allows
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -203,6 +200,26 @@ def find_running(
     return None
 
 
+@dataclass(frozen=True)
+class Observed:
+    """One reading of the run files and of the processes they point at."""
+
+    pid_file: PidFile
+    state: StateFile
+    running: Running | None
+
+    @property
+    def problems(self) -> list[str]:
+        """What is wrong with the files themselves, for the user's notes."""
+        return [note for note in (self.pid_file.problem, self.state.problem) if note]
+
+
+def observe(town: Town, settings: DoltSettings) -> Observed:
+    pid_file = read_pid_file(town.pid_file)
+    state = read_state(town.state_file)
+    return Observed(pid_file, state, find_running(town, settings, pid_file, state))
+
+
 def _found_notes(running: Running, town: Town, settings: DoltSettings) -> list[str]:
     """What a user should know about how the server was found and where it listens."""
     notes = []
@@ -230,7 +247,7 @@ def _state_record(
         "create_time": proc.create_time(),
         "host": settings.host,
         "port": port,
-        "started_at": _now(),
+        "started_at": now_iso(),
         "data_dir": str(town.data_dir),
         "databases": databases,
         "log_file": str(town.log_file),
@@ -255,7 +272,7 @@ def mark_stopped(town: Town, **extra: Any) -> None:
     """Say in the state file that the server is not running, keeping its history."""
     data = read_state(town.state_file).data
     if data or extra:
-        data.update({"running": False, "stopped_at": _now(), **extra})
+        data.update({"running": False, "stopped_at": now_iso(), **extra})
         write_state(town.state_file, data)
 
 
@@ -275,8 +292,9 @@ def _interrupts_deferred() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-def _discard_child(child: subprocess.Popen[bytes], town: Town) -> None:
-    """Kill a child that never became a server and forget it: no orphan, no pid file.
+def _discard_child(child: subprocess.Popen[bytes], town: Town, why: str) -> None:
+    """Kill a child that never became a server and forget it: no orphan, no pid file, and the
+    state says why it is not running.
 
     A second Ctrl-C is held back until the child is gone, so it cannot cut the clean-up short.
     """
@@ -289,9 +307,12 @@ def _discard_child(child: subprocess.Popen[bytes], town: Town) -> None:
                 child.kill()
                 child.wait()
     pid_file = read_pid_file(town.pid_file)
+    # Already on an error path: that error wins over any failure to tidy the files.
     if pid_file.pid == child.pid:
-        with contextlib.suppress(GastownError):  # already on an error path; that error wins
+        with contextlib.suppress(GastownError):
             remove_file(town.pid_file)
+    with contextlib.suppress(GastownError):
+        mark_stopped(town, last_error=why)
 
 
 def _launch(town: Town, settings: DoltSettings, dolt: Path, rigs: list[str], timeout: float) -> StartResult:
@@ -317,7 +338,7 @@ def _launch(town: Town, settings: DoltSettings, dolt: Path, rigs: list[str], tim
     ]
     child: subprocess.Popen[bytes] | None = None
     try:
-        os.write(log_fd, f"=== {_now()} gastown-tasks: {' '.join(command)}\n".encode())
+        os.write(log_fd, f"=== {now_iso()} gastown-tasks: {' '.join(command)}\n".encode())
         # Ctrl-C is held back until the child is recorded, then raised here, where it undoes the start.
         with _interrupts_deferred():
             child = subprocess.Popen(
@@ -334,9 +355,7 @@ def _launch(town: Town, settings: DoltSettings, dolt: Path, rigs: list[str], tim
             write_state(town.state_file, _state_record(town, settings, proc, settings.port, []))
     except BaseException:
         if child is not None:
-            _discard_child(child, town)
-            with contextlib.suppress(GastownError):
-                mark_stopped(town, last_error="start interrupted")
+            _discard_child(child, town, "start interrupted")
         raise
     finally:
         os.close(log_fd)
@@ -345,21 +364,16 @@ def _launch(town: Town, settings: DoltSettings, dolt: Path, rigs: list[str], tim
         served = wait_ready(
             child,
             settings,
-            settings.port,
             rigs,
             timeout,
             lambda missing: skipped_rigs(town, log_offset, missing),
         )
         write_state(town.state_file, _state_record(town, settings, proc, settings.port, served))
     except StartFailed as exc:
-        _discard_child(child, town)
-        with contextlib.suppress(GastownError):
-            mark_stopped(town, last_error=str(exc))
+        _discard_child(child, town, str(exc))
         raise StartFailed(f"{exc}\n{log_tail(town, log_offset)}") from None
     except BaseException as exc:  # Ctrl-C or anything unexpected: leave nothing behind
-        _discard_child(child, town)
-        with contextlib.suppress(GastownError):
-            mark_stopped(town, last_error=str(exc) or "start interrupted")
+        _discard_child(child, town, str(exc) or "start interrupted")
         raise
     return StartResult(child.pid, settings.host, settings.port, town.data_dir, served, True, town.log_file)
 
@@ -383,10 +397,8 @@ def start(town: Town, settings: DoltSettings, timeout: float | None = None) -> S
         )
     dolt = find_dolt(settings.binary)
     with town_lock(town, wait=timeout + settings.stop_timeout + LOCK_SLACK):
-        pid_file = read_pid_file(town.pid_file)
-        state = read_state(town.state_file)
-        notes = [note for note in (pid_file.problem, state.problem) if note]
-        running = find_running(town, settings, pid_file, state)
+        seen = observe(town, settings)
+        pid_file, running, notes = seen.pid_file, seen.running, seen.problems
         if running is not None:
             if pid_file.pid != running.pid:
                 write_pid_file(town.pid_file, running.pid)
@@ -428,10 +440,8 @@ def stop(town: Town, settings: DoltSettings, timeout: float | None = None) -> St
         else settings.with_overrides(stop_timeout=timeout).stop_timeout
     )
     with town_lock(town, wait=settings.start_timeout + timeout + LOCK_SLACK):
-        pid_file = read_pid_file(town.pid_file)
-        state = read_state(town.state_file)
-        notes = [note for note in (pid_file.problem, state.problem) if note]
-        running = find_running(town, settings, pid_file, state)
+        seen = observe(town, settings)
+        pid_file, state, running, notes = seen.pid_file, seen.state, seen.running, seen.problems
         if running is None:
             if pid_file.exists:
                 remove_file(town.pid_file)
@@ -465,10 +475,8 @@ def restart(
 
 def status(town: Town, settings: DoltSettings) -> Status:
     """The truth from the processes; the files only say where to look."""
-    pid_file = read_pid_file(town.pid_file)
-    state = read_state(town.state_file)
-    notes = [note for note in (pid_file.problem, state.problem) if note]
-    running = find_running(town, settings, pid_file, state)
+    seen = observe(town, settings)
+    pid_file, state, running, notes = seen.pid_file, seen.state, seen.running, seen.problems
     if running is None:
         on_disk = [rig.name for rig in rigs_on_disk(town)]
         if pid_file.exists:
