@@ -1,21 +1,21 @@
 """This repository's own tasks: composed the way a town's tasks.py would use gastown_tasks.
 
 invoke demo        a demo town in ./demo-town with a running server you can query
+invoke lint        ruff check, ruff format --check and mypy (what .ci/run checks)
 invoke dolt.<task> the dolt collection, pointed at the demo town
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from invoke import Collection, Context, task
 
 import gastown_tasks
 from gastown_tasks import dolt
-from gastown_tasks.ops import sqlclient
-from gastown_tasks.ops.rigadmin import init_rig
-from gastown_tasks.ops.rigs import rigs_on_disk
-from gastown_tasks.tasks import onboard as onboarding
+from gastown_tasks.ops import onboarding, sqlclient
+from gastown_tasks.tasks import onboard
 from gastown_tasks.tasks.config import reports_errors, settings_from_context, town_and_settings
 
 HERE = Path(__file__).resolve().parent
@@ -24,7 +24,7 @@ DEMO_RIG = "hq"
 DEMO_AUTHOR = ("Gas Town demo", "demo@gastown.invalid")
 
 
-@task(pre=[onboarding.dolt_installed])
+@task(pre=[onboard.dolt_installed])
 @reports_errors
 def demo_town(c: Context) -> None:
     """Create ./demo-town (git-ignored) with one rig database; no-op when it exists."""
@@ -33,12 +33,10 @@ def demo_town(c: Context) -> None:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text('{"name": "demo-town"}\n')
     town, settings = town_and_settings(c)
-    if not any(rig.name == DEMO_RIG for rig in rigs_on_disk(town)):
-        path, _ = init_rig(town, settings, DEMO_RIG, identity=DEMO_AUTHOR)
-        print(f"created rig {DEMO_RIG} at {path}")
+    print(onboarding.ensure_rigs(town, settings, [DEMO_RIG], print, identity=DEMO_AUTHOR))
 
 
-@task(pre=[demo_town, onboarding.onboard])
+@task(pre=[demo_town, onboard.onboard])
 @reports_errors
 def demo(c: Context) -> None:
     """The main job: a demo town with a running server, queried over the MySQL protocol."""
@@ -53,11 +51,11 @@ def demo(c: Context) -> None:
     finally:
         conn.close()
     print(f"query answered: {title!r}")
+    print(f"query it yourself: .venv/bin/gt-dolt sql -q 'SELECT * FROM beads'   (from {HERE})")
     print(
-        f"connect with any MySQL client: mysql -h {settings.host} -P {settings.port} -u {settings.user} "
-        f"--protocol=tcp {DEMO_RIG}"
+        f"or any MySQL client: mysql -h {settings.host} -P {settings.port} -u {settings.user} --protocol=tcp {DEMO_RIG}"
     )
-    print("stop it with: .venv/bin/invoke dolt.stop")
+    print("stop it with: .venv/bin/gt-dolt stop")
 
 
 @task(pre=[dolt.start])
@@ -68,14 +66,18 @@ def smoke(c: Context) -> None:
     print(f"server answers; databases: {', '.join(served or [])}")
 
 
-ns = Collection(demo, demo_town, smoke)
-for step in (
-    onboarding.onboard,
-    onboarding.dolt_installed,
-    onboarding.legacy_migrated,
-    onboarding.rigs_exist,
-    onboarding.server_verified,
-):
-    ns.add_task(step)
-gastown_tasks.install(ns)
-ns.configure({"dolt": {"town_root": str(DEMO_TOWN)}, "onboard": {"rigs": [DEMO_RIG]}})
+@task
+def lint(c: Context) -> None:
+    """Static checks, as .ci/run runs them: ruff check, ruff format --check, mypy."""
+    py = sys.executable
+    for command in (
+        f"{py} -m ruff check gastown_tasks tests bench tasks.py",
+        f"{py} -m ruff format --check gastown_tasks tests bench tasks.py",
+        f"{py} -m mypy",
+    ):
+        c.run(command, echo=True, pty=False)
+
+
+ns = Collection(demo, demo_town, smoke, lint, *onboard.STEPS)
+gastown_tasks.add_dolt(ns)
+ns.configure({"dolt": {"town_root": str(DEMO_TOWN)}, "onboard": {"rigs": DEMO_RIG}})

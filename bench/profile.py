@@ -52,9 +52,7 @@ def top(path: Path, count: int, pattern: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("commands", nargs="*", default=list(DEFAULT_COMMANDS))
     parser.add_argument("--rigs", type=int, default=1)
     parser.add_argument("--top", type=int, default=30)

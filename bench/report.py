@@ -99,9 +99,7 @@ def write_json(payload: dict[str, Any]) -> Path:
     return path
 
 
-def payload(
-    figures: list[Figure], meta: dict[str, Any], imports: dict[str, Any], notes: list[str]
-) -> dict[str, Any]:
+def payload(figures: list[Figure], meta: dict[str, Any], imports: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     return {
         **meta,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -186,9 +186,7 @@ def status_phase(bench: Bench) -> None:
             for args, series in order(rep, ((("status",), status), (("--version",), version))):
                 bench.timed(town, args, series, expect=0)
             python_floor(bench, town, floor)
-    bench.figures.append(
-        Figure("status (server running) vs gt-dolt --version", status, version, STATUS_TARGET)
-    )
+    bench.figures.append(Figure("status (server running) vs gt-dolt --version", status, version, STATUS_TARGET))
     bench.figures.append(Figure("gt-dolt --version vs python -c pass (imports, Invoke)", version, floor))
 
 
@@ -279,9 +277,7 @@ def start_phase(bench: Bench, rigs: int) -> None:
             STOP_TARGET if rigs == 1 else None,
         )
     )
-    bench.figures.append(
-        Figure(f"stop, {label}: gt-dolt stop vs bare SIGTERM→process exit", s.ours_stop, s.bare_exit)
-    )
+    bench.figures.append(Figure(f"stop, {label}: gt-dolt stop vs bare SIGTERM→process exit", s.ours_stop, s.bare_exit))
     bench.extras.setdefault("first_query", {})[rigs] = s.first_query.to_dict()
 
 
@@ -334,9 +330,7 @@ def scale_phases(bench: Bench, commands: list[str]) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=21, help=f"repetitions of each side (min {MIN_REPS})")
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated subset of {PHASES}")
     parser.add_argument("--gt-dolt", type=Path, default=Path(sys.executable).parent / "gt-dolt")
@@ -370,9 +364,7 @@ def run_phases(bench: Bench, phases: list[str]) -> dict[str, Any]:
     if "scale" in phases:
         listed = has_command(bench, "list")
         if not listed:
-            bench.note(
-                "gt-dolt list does not exist yet: its scale figures are skipped (re-checked at the end)"
-            )
+            bench.note("gt-dolt list does not exist yet: its scale figures are skipped (re-checked at the end)")
         scale_phases(bench, ["status", "list"] if listed else ["status"])
         if not listed and has_command(bench, "list"):
             bench.note("gt-dolt list appeared during the run: measured it at the end")

@@ -1,32 +1,37 @@
 """Invoke task collections that manage a Gas Town workspace's Dolt SQL server.
 
-    from gastown_tasks import dolt            # the `dolt` Invoke collection module
-    import gastown_tasks; gastown_tasks.install(ns)
+    from gastown_tasks import dolt            # the `dolt` Invoke collection module (dolt.start, ...)
+    import gastown_tasks; gastown_tasks.add_dolt(ns)
 
 `gastown_tasks.ops` is the same functionality without Invoke.  The Invoke parts are imported
-lazily so that `gastown_tasks.ops` stays free of Invoke.
+lazily, so `gastown_tasks.ops` and the `gt-dolt` fast path stay free of Invoke.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
-__all__ = ["__version__", "dolt", "install"]
+__all__ = ["__version__", "add_dolt", "dolt", "install"]
 
 
-def install(ns: Any, name: str = "dolt") -> None:
+def add_dolt(ns: Any, name: str = "dolt") -> None:
     """Add the dolt collection to a root namespace and lift its defaults to the root.
 
     Invoke gives pre-tasks only the root's config and merges collection config shallowly
-    (pyinvoke #736, #782); defaults at the root survive both.
+    (pyinvoke #736, #782); defaults at the root survive both.  Also makes Invoke's own
+    configuration errors (bad YAML, an INVOKE_* value it cannot cast) one line and exit 2.
     """
     from .tasks import dolt as dolt_tasks
-    from .tasks.config import root_defaults
+    from .tasks.config import install_config_error_hook, root_defaults
 
     ns.add_collection(dolt_tasks.ns, name)
     ns.configure(root_defaults())
+    install_config_error_hook()
+
+
+install = add_dolt  # the earlier name, kept so existing tasks.py files keep working
 
 
 def __getattr__(name: str) -> Any:

@@ -1,44 +1,58 @@
 """`gt-dolt`: the dolt collection as a console script, from any folder inside a town.
 
-`gt-dolt start` is `invoke dolt.start`.  Invoke does not load a project invoke.yaml for a bundled
-namespace, so this program loads the one beside the nearest tasks.py above the current folder,
-the file `invoke` itself would use.
+`gt-dolt <command>` is `invoke dolt.<command>`.  A plain command line with no Invoke configuration
+around it runs without importing Invoke (the fast path: settings are the defaults, GT_DOLT_* and
+the flags, which is all Invoke would see).  Anything else is handed to Invoke: inside a project
+with a tasks.py, the command runs as `invoke dolt.<command>` there (its invoke.yaml and the
+configuration its tasks.py sets in code included); --help, --list and completion are Invoke's own.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import sys
 
-from invoke import Program
+from ._version import __version__
 
-from . import __version__
-from .tasks import dolt
-
-
-def _project_dir(start: Path) -> Path | None:
-    for folder in (start, *start.parents):
-        if (folder / "tasks.py").is_file():
-            return folder
-    return None
+USAGE_EXIT = 2
 
 
-class GtDoltProgram(Program):
-    def parse_collection(self) -> None:
-        super().parse_collection()
-        project = _project_dir(Path.cwd().resolve())
-        if project is not None:
-            self.config.set_project_location(str(project))
-            self.config.load_project()
+def _run(args: list[str]) -> int:
+    from .commands.runner import INTERRUPTED, quiet_broken_pipe
 
+    try:
+        if args in (["--version"], ["-V"]):
+            print(f"gt-dolt {__version__}")
+            return 0
+        from pathlib import Path
 
-program = GtDoltProgram(
-    name="gt-dolt",
-    binary="gt-dolt",
-    binary_names=["gt-dolt"],
-    version=__version__,
-    namespace=dolt.ns,
-)
+        from .commands.argv import parse
+        from .commands.project import find_project, invoke_sources
+
+        try:
+            here = Path(os.getcwd())
+        except OSError as exc:
+            print(
+                f"error: cannot read the current folder: {exc.strerror}; cd into your town, then retry", file=sys.stderr
+            )
+            return 4
+        parsed = parse(args)
+        project = find_project(here)
+        for warning in project.warnings:
+            print(warning, file=sys.stderr)
+        if parsed is not None and not invoke_sources(project):
+            from .commands.runner import Env, run
+
+            return run(parsed.command, Env(), parsed.options)
+        from .tasks.program import run_invoke
+
+        return run_invoke(args, project.root, parsed is not None)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:
+        return quiet_broken_pipe()
 
 
 def main() -> None:
-    program.run()
+    sys.exit(_run(sys.argv[1:]))

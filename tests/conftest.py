@@ -25,12 +25,12 @@ from gastown_tasks.ops.binary import dolt_env, find_dolt
 from gastown_tasks.ops.errors import GastownError
 from gastown_tasks.ops.rigadmin import init_rig
 from gastown_tasks.ops.server import stop
-from gastown_tasks.ops.settings import DoltSettings, resolve_settings
+from gastown_tasks.ops.settings import GT_ENV, DoltSettings, resolve_settings
 from gastown_tasks.ops.town import Town
 
 FAKES = Path(__file__).parent / "fakes"
 GT_DOLT = [sys.executable, "-m", "gastown_tasks"]
-GT_VARS = ("GT_DOLT_HOST", "GT_DOLT_PORT", "GT_DOLT_USER", "GT_DOLT_PASSWORD", "GT_DOLT_LOGLEVEL")
+GT_VARS = tuple(GT_ENV)
 
 
 @pytest.fixture(scope="session")
@@ -198,9 +198,7 @@ time.sleep(600)
 
 def foreign_listener(port: int, address: str = "127.0.0.1") -> subprocess.Popen[str]:
     """A plain TCP listener that is not Dolt, returned once it listens on address:port."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", LISTENER, str(port), address], stdout=subprocess.PIPE, text=True
-    )
+    holder = subprocess.Popen([sys.executable, "-c", LISTENER, str(port), address], stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
     return holder
 

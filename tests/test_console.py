@@ -118,7 +118,7 @@ def test_sql_without_a_server_uses_the_embedded_engine_and_says_so(rigged_town: 
     t = rigged_town
     done = t.gt_dolt("sql", "-q", "SELECT DATABASE()")
     assert done.returncode == 0, done.stderr
-    assert "server not running: embedded dolt sql in rig hq" in done.stderr
+    assert "sql: rig hq (the default; --rig NAME to choose); the server is not running" in done.stderr
     assert "hq" in done.stdout
     assert not t.servers()
 

@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from conftest import TownFixture, end, free_port, spawn_dolt_by_hand
-from gastown_tasks.ops import server
+from gastown_tasks.ops import server, serverstatus
 from gastown_tasks.ops.errors import NoRigs
 from gastown_tasks.ops.runfiles import read_pid_file, read_state
 
@@ -47,7 +47,7 @@ def test_second_start_changes_nothing(rigged_town: TownFixture) -> None:
 def test_start_writes_pid_and_state_files_gt_can_read(rigged_town: TownFixture) -> None:
     t = rigged_town
     result = server.start(t.town, t.settings)
-    assert read_pid_file(t.town.pid_file).pid == result.pid
+    assert read_pid_file(t.town).pid == result.pid
     state = json.loads(t.town.state_file.read_text())
     assert state["running"] is True
     assert state["pid"] == result.pid
@@ -63,7 +63,7 @@ def test_stop_removes_pid_file_and_keeps_state_history(rigged_town: TownFixture)
     stopped = server.stop(t.town, t.settings)
     assert stopped.was_running and stopped.pid == started.pid and not stopped.killed
     assert not t.town.pid_file.exists()
-    state = read_state(t.town.state_file).data
+    state = read_state(t.town).to_json()
     assert state["running"] is False and state["pid"] == started.pid and state["stopped_at"]
     assert not psutil.pid_exists(started.pid) or psutil.Process(started.pid).status() == psutil.STATUS_ZOMBIE
 
@@ -78,8 +78,8 @@ def test_server_started_by_hand_is_seen_and_stopped(rigged_town: TownFixture, do
     by_hand = spawn_dolt_by_hand(dolt_binary, t)
     try:
         _wait_for_sql(t)
-        st = server.status(t.town, t.settings)
-        assert st.running and st.pid == by_hand.pid and st.via == "port"
+        st = serverstatus.status(t.town, t.settings)
+        assert st.running and st.pid == by_hand.pid and st.found_via == "port"
         assert st.databases == ["hq"]
         again = server.start(t.town, t.settings)
         assert not again.started and again.pid == by_hand.pid

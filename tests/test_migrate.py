@@ -40,14 +40,10 @@ def rows(t: TownFixture, rig: str) -> list[tuple]:
     return t.query("SELECT id, title FROM issues ORDER BY id", rig)
 
 
-def test_migrate_moves_town_and_rig_databases_and_every_row_is_served(
-    town: TownFixture, dolt_binary: Path
-) -> None:
+def test_migrate_moves_town_and_rig_databases_and_every_row_is_served(town: TownFixture, dolt_binary: Path) -> None:
     t = town
     hq = old_database(dolt_binary, t.root / ".beads" / "dolt" / "beads", [(1, "town bead")])
-    gastown = old_database(
-        dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "a"), (2, "b")]
-    )
+    gastown = old_database(dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "a"), (2, "b")])
     (t.root / "gastown" / ".beads" / "issues.jsonl").write_text("{}\n")  # other bead files stay
     old_database(dolt_binary, t.root / ".hidden" / ".beads" / "dolt" / "beads", [(9, "skipped")])
     (t.root / "notarig" / ".beads" / "dolt" / "beads").mkdir(parents=True)  # no .dolt/: not a source
@@ -73,9 +69,7 @@ def test_second_migrate_finds_nothing_to_do(town: TownFixture, dolt_binary: Path
     assert again.returncode == 0 and "nothing to migrate" in again.stdout
 
 
-def test_dry_run_prints_source_target_and_size_and_changes_nothing(
-    town: TownFixture, dolt_binary: Path
-) -> None:
+def test_dry_run_prints_source_target_and_size_and_changes_nothing(town: TownFixture, dolt_binary: Path) -> None:
     source = old_database(dolt_binary, town.root / "beads" / ".beads" / "dolt" / "beads", [(1, "x")])
     done = town.gt_dolt("migrate", "--dry-run")
     assert done.returncode == 0
@@ -83,9 +77,7 @@ def test_dry_run_prints_source_target_and_size_and_changes_nothing(
     assert source.exists() and not (town.town.data_dir / "beads").exists()
 
 
-def test_existing_target_is_skipped_and_its_source_left_untouched(
-    rigged_town: TownFixture, dolt_binary: Path
-) -> None:
+def test_existing_target_is_skipped_and_its_source_left_untouched(rigged_town: TownFixture, dolt_binary: Path) -> None:
     t = rigged_town
     source = old_database(dolt_binary, t.root / ".beads" / "dolt" / "beads", [(1, "old")])
     done = t.gt_dolt("migrate")
@@ -94,14 +86,12 @@ def test_existing_target_is_skipped_and_its_source_left_untouched(
     assert (source / ".dolt").is_dir()
 
 
-def test_migrate_refuses_while_the_server_runs_and_changes_nothing(
-    rigged_town: TownFixture, dolt_binary: Path
-) -> None:
+def test_migrate_refuses_while_the_server_runs_and_changes_nothing(rigged_town: TownFixture, dolt_binary: Path) -> None:
     t = rigged_town
     source = old_database(dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "x")])
     server.start(t.town, t.settings)
     done = t.gt_dolt("migrate")
-    assert done.returncode == 1 and "Stop it first" in done.stderr
+    assert done.returncode == 1 and "stop it first" in done.stderr
     assert source.exists() and not (t.town.data_dir / "gastown").exists()
 
 
@@ -138,9 +128,7 @@ def test_cross_filesystem_migration_copies_verifies_and_removes_the_source(
 ) -> None:
     t = town
     with other_filesystem(t.root / "gastown" / ".beads") as how:
-        source = old_database(
-            dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "far"), (2, "away")]
-        )
+        source = old_database(dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "far"), (2, "away")])
         if how == "injected":
             _force_exdev(monkeypatch, source)
         else:

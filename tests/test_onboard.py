@@ -32,9 +32,7 @@ def _onboard(t: TownFixture) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_onboard_migrates_creates_rigs_starts_and_a_second_run_is_a_no_op(
-    town: TownFixture, dolt_binary: Path
-) -> None:
+def test_onboard_migrates_creates_rigs_starts_and_a_second_run_is_a_no_op(town: TownFixture, dolt_binary: Path) -> None:
     t = town
     (t.root / "tasks.py").write_text(TOWN_TASKS)
     old_database(dolt_binary, t.root / ".beads" / "dolt" / "beads", [(1, "from the old layout")])
@@ -45,11 +43,11 @@ def test_onboard_migrates_creates_rigs_starts_and_a_second_run_is_a_no_op(
     assert "server started" in first.stdout and "everything is in place" in first.stdout
     assert rows(t, "hq") == [(1, "from the old layout")]
     assert {"hq", "gastown"} <= {name for (name,) in t.query("SHOW DATABASES")}
-    pid = read_state(t.town.state_file).data["pid"]
+    pid = read_state(t.town).to_json()["pid"]
 
     second = _onboard(t)
     assert second.returncode == 0, second.stderr
     assert "created" not in second.stdout and "migrated" not in second.stdout
     assert "already running" in second.stdout and "everything is in place" in second.stdout
-    assert read_state(t.town.state_file).data["pid"] == pid
+    assert read_state(t.town).to_json()["pid"] == pid
     assert [p.pid for p in t.servers()] == [pid]

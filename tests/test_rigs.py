@@ -50,9 +50,7 @@ def test_bad_rig_names_are_refused_and_create_nothing(town: TownFixture, name: s
 
 
 def _tree(root: Path) -> set[str]:
-    return {
-        os.path.relpath(os.path.join(d, f), root) for d, dirs, files in os.walk(root) for f in dirs + files
-    }
+    return {os.path.relpath(os.path.join(d, f), root) for d, dirs, files in os.walk(root) for f in dirs + files}
 
 
 def test_init_rig_without_any_identity_names_the_commands_and_leaves_no_folder(

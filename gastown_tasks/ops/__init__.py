@@ -1,43 +1,41 @@
 """Operations on a town's Dolt server: plain Python, no Invoke.
 
-Tasks, other Python code and tests all call these functions.
+Tasks, the gt-dolt console script, other Python code and tests all call these functions.  The
+names below are imported on first use, so `import gastown_tasks.ops.errors` loads nothing else.
 """
 
-from .binary import DOLT_VERSION, find_dolt
-from .errors import GastownError
-from .rigs import Rig, rigs_on_disk
-from .server import (
-    StartResult,
-    Status,
-    StopResult,
-    find_running,
-    restart,
-    server_running,
-    start,
-    status,
-    stop,
-)
-from .settings import DEFAULTS, DoltSettings, resolve_settings
-from .town import Town, find_town
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULTS",
-    "DOLT_VERSION",
-    "DoltSettings",
-    "GastownError",
-    "Rig",
-    "StartResult",
-    "Status",
-    "StopResult",
-    "Town",
-    "find_dolt",
-    "find_running",
-    "find_town",
-    "resolve_settings",
-    "restart",
-    "rigs_on_disk",
-    "server_running",
-    "start",
-    "status",
-    "stop",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DEFAULTS": "settings",
+    "DoltSettings": "settings",
+    "resolve_settings": "settings",
+    "GastownError": "errors",
+    "Town": "town",
+    "find_town": "town",
+    "Rig": "rigs",
+    "rigs_on_disk": "rigs",
+    "DOLT_VERSION": "binary",
+    "find_dolt": "binary",
+    "StartResult": "launch",
+    "StopResult": "server",
+    "start": "server",
+    "stop": "server",
+    "restart": "server",
+    "server_running": "server",
+    "Status": "serverstatus",
+    "status": "serverstatus",
+    "find_running": "discovery",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gastown_tasks.ops' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -1,20 +1,30 @@
-"""Where the dolt binary is, and the environment every Dolt process of ours runs with."""
+"""Where the dolt binary is, which Dolt it is, and the environment every Dolt process runs with."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DoltNotFound
+from .errors import DoltNotFound, Remedy
 
 # The pinned Dolt: the proxy does not serve the v2.3.1 release commit, so this is the newest
 # commit of github.com/dolthub/dolt/go it does serve (2026-07-15). See README "Dolt version".
 DOLT_MODULE = "github.com/dolthub/dolt/go"
 DOLT_VERSION = "v0.40.5-0.20260715172757-a6690826d767"
 DOLT_RELEASE = "2.2.0"  # what `dolt version` of that commit reports
-SETUP_HINT = "run: gt-dolt install (or invoke dolt.install) to build the pinned Dolt"
+
+# Secrets a server never needs in its environment (it would show them to anyone who can read
+# /proc/<pid>/environ as that user, and pass them to every child it starts).
+SECRET_VARIABLES = (
+    "GT_DOLT_PASSWORD",
+    "INVOKE_DOLT_PASSWORD",
+    "BEADS_DOLT_PASSWORD",
+    "DOLT_CLI_PASSWORD",
+    "MYSQL_PWD",
+)
 
 
 def cache_root() -> Path:
@@ -45,7 +55,7 @@ def find_dolt(configured: str = "") -> Path:
         if not _executable(path):
             raise DoltNotFound(
                 f"dolt.binary is set to {configured}, which is not an executable file; "
-                f"fix dolt.binary, or unset it and {SETUP_HINT}"
+                f"fix dolt.binary, or unset it and {Remedy.INSTALL}"
             )
         return path
     on_path = shutil.which("dolt")
@@ -54,12 +64,19 @@ def find_dolt(configured: str = "") -> Path:
     cached = cached_binary()
     if _executable(cached):
         return cached
-    raise DoltNotFound(f"no dolt binary: not on PATH and not in {cached.parent}; {SETUP_HINT}")
+    raise DoltNotFound(f"no dolt binary: not on PATH and not in {cached.parent}; {Remedy.INSTALL}")
+
+
+def is_pinned(binary: Path) -> bool:
+    try:
+        return binary.resolve() == cached_binary().resolve()
+    except OSError:
+        return False
 
 
 def dolt_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The caller's environment with Dolt's telemetry off, so offline machines never wait."""
-    env = dict(os.environ)
+    """The caller's environment without passwords, with Dolt's telemetry off (offline never waits)."""
+    env = {key: value for key, value in os.environ.items() if key not in SECRET_VARIABLES}
     env["DOLT_DISABLE_EVENT_FLUSH"] = "1"
     if extra:
         env.update(extra)
@@ -67,7 +84,11 @@ def dolt_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run_dolt(
-    dolt: Path, *args: str, cwd: Path | None = None, timeout: float | None = None
+    dolt: Path,
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float | None = 120,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """One short Dolt command with captured output, no stdin, telemetry off; never raises on exit."""
     return subprocess.run(
@@ -75,13 +96,60 @@ def run_dolt(
         cwd=cwd,
         capture_output=True,
         text=True,
+        errors="replace",
         stdin=subprocess.DEVNULL,
-        env=dolt_env(),
+        env=env or dolt_env(),
         timeout=timeout,
     )
 
 
-def dolt_global_config(dolt: Path, key: str) -> str:
+def dolt_global_config(dolt: Path, key: str, env: dict[str, str] | None = None) -> str:
     """A key of Dolt's global config, or "" when unset."""
-    done = run_dolt(dolt, "config", "--global", "--get", key)
+    done = run_dolt(dolt, "config", "--global", "--get", key, env=env, timeout=60)
     return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def dolt_version(binary: Path) -> str | None:
+    """`dolt version`'s first line, or None when the binary does not run."""
+    try:
+        done = run_dolt(binary, "version", timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = done.stdout.strip().splitlines()
+    return lines[0].strip() if done.returncode == 0 and lines else None
+
+
+@dataclass(frozen=True)
+class DoltBinary:
+    path: Path
+    version: str | None  # what `dolt version` says; None when it does not run
+    pinned: bool
+
+    @property
+    def release(self) -> str | None:
+        words = (self.version or "").split()
+        return words[-1] if words else None
+
+    def note(self) -> str | None:
+        """One line when this is not the pinned build: which Dolt runs is never a surprise."""
+        if self.pinned:
+            return None
+        said = self.version or "a program whose `dolt version` fails"
+        return (
+            f"using {self.path} ({said}), not the pinned Dolt {DOLT_RELEASE} "
+            f"({cached_binary()}); set dolt.binary or take it off PATH to use the pinned build"
+        )
+
+
+def identify(binary: Path) -> DoltBinary:
+    """Which Dolt a path is; the pinned build is known by its path (no process started)."""
+    if is_pinned(binary):
+        return DoltBinary(binary, f"dolt version {DOLT_RELEASE}", True)
+    return DoltBinary(binary, dolt_version(binary), False)
+
+
+def dolt_command_hint(binary: Path | None = None) -> str:
+    """How to run this Dolt from a shell, whether or not `dolt` is on PATH."""
+    if binary is not None and shutil.which("dolt") and Path(shutil.which("dolt") or "") == binary:
+        return "dolt"
+    return str(binary or cached_binary())

@@ -1,11 +1,32 @@
-"""The package's one exception family.
+"""The package's one exception family, and the one wording of each remedy.
 
-Every error carries a message that says what happened and what to do next, and the exit code a
-command-line user should see.  Task wrappers print the message and exit with the code; nothing
-else in the package decides exit codes.
+Every error says what happened and what to do next, and carries the exit code a command-line user
+sees.  The command boundary prints the message and exits with the code; nothing else decides exit
+codes.  A remedy that several errors share is worded once, here (`Remedy`).
 """
 
 from __future__ import annotations
+
+
+class Remedy:
+    """What to run or change; each worded once so every message says it the same way."""
+
+    INIT_RIG = "create one: gt-dolt init-rig <name> (or invoke dolt.init-rig <name>)"
+    OTHER_PORT = "choose another port: dolt.port in invoke.yaml, GT_DOLT_PORT, or --port"
+    INSTALL = "run: gt-dolt install (or invoke dolt.install) to build the pinned Dolt"
+    STATUS = "check with: gt-dolt status"
+    DOCTOR = "see: gt-dolt doctor"
+    START = "start it: gt-dolt start (or invoke dolt.start)"
+    STOP_FIRST = "stop it first: gt-dolt stop (or invoke dolt.stop)"
+    PASSWORD = "the password comes from dolt.password (invoke.yaml), INVOKE_DOLT_PASSWORD or GT_DOLT_PASSWORD"
+
+    @staticmethod
+    def remove(path: object) -> str:
+        return f"remove it (gt-dolt never follows or replaces such a file in a town), then retry: rm {path}"
+
+    @staticmethod
+    def init_rig(name: str) -> str:
+        return f"create it: gt-dolt init-rig {name}"
 
 
 class GastownError(Exception):
@@ -17,10 +38,6 @@ class GastownError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
-
-    @property
-    def message(self) -> str:
-        return str(self)
 
 
 class ConfigError(GastownError):
@@ -40,19 +57,39 @@ class DoltNotFound(GastownError):
 
 
 class BuildError(GastownError):
-    """Building the pinned Dolt failed."""
+    """Building a pinned Go tool (Dolt, bd) failed."""
 
 
 class NoRigs(GastownError):
     """There is no rig database to serve."""
 
+    @classmethod
+    def in_town(cls, data_dir: object) -> NoRigs:
+        return cls(f"no rig databases in {data_dir}; {Remedy.INIT_RIG}")
+
 
 class PortInUse(GastownError):
     """Something that is not this town's Dolt holds the port."""
 
+    @classmethod
+    def held(cls, port: int, holders: str) -> PortInUse:
+        return cls(
+            f"port {port} is in use by {holders}; it is not this town's Dolt server, so it was left "
+            f"alone. Stop it, or {Remedy.OTHER_PORT}"
+        )
+
 
 class StartFailed(GastownError):
     """The server did not become ready; what was started has been cleaned up."""
+
+
+class AccessDenied(GastownError):
+    """The server refused our credentials."""
+
+    @classmethod
+    def for_user(cls, user: str, where: str, detail: str = "") -> AccessDenied:
+        said = f" ({detail})" if detail else ""
+        return cls(f"the server at {where} refused user {user!r}: access denied{said}; {Remedy.PASSWORD}")
 
 
 class StopFailed(GastownError):
@@ -71,7 +108,48 @@ class MigrationError(GastownError):
     """A migration step failed; sources are left untouched."""
 
 
+class NotOurs(GastownError):
+    """A process or file is not provably this town's, so it is left alone."""
+
+
+class UnsafeFile(GastownError):
+    """A file in the town is a link, a FIFO, a device, a folder, or someone else's."""
+
+
+class UnsafeFolder(UnsafeFile):
+    """A folder on the way to a file is a link or not a folder at all."""
+
+
+class FileFailure(GastownError):
+    """The file system refused an operation: full, read-only, not a folder, permissions, ..."""
+
+
+class SqlFailure(GastownError):
+    """The server answered with an error, timed out, or does not answer."""
+
+
+class RemoteServer(GastownError):
+    """The town uses a server on another host; it is managed there, not here."""
+
+    exit_code = 5
+
+    @classmethod
+    def refuses(cls, what: str, where: str) -> RemoteServer:
+        return cls(
+            f"the server at {where} is remote: {what} manages only a server on this machine; "
+            "manage it on its host (status, list, sql, init-rig and doctor work from here)"
+        )
+
+
 class ServerNotRunning(GastownError):
     """The operation needs a running server."""
 
     exit_code = 3
+
+    @classmethod
+    def needed_for(cls, what: str) -> ServerNotRunning:
+        return cls(f"{what} needs the server, and it is not running; {Remedy.START}")
+
+
+class ClusterError(GastownError):
+    """A cluster role change was refused or failed."""

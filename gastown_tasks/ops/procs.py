@@ -1,7 +1,8 @@
-"""Which process is which: proving a pid is this town's `dolt sql-server` before acting on it.
+"""Which process is which: the evidence that a pid is this town's `dolt sql-server`.
 
 Only psutil is used (no lsof/ps).  Every destructive caller goes through `town_server`, which
-default-denies: no evidence that a process serves this town's data dir means it is not ours.
+default-denies: a process is a candidate only when it runs as our uid, is a `dolt … sql-server`,
+and its arguments or working folder point at this town's data dir.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from .polling import poll_until
+from .settings import parse_port
 
 CREATE_TIME_TOLERANCE = 1.0  # seconds; psutil's create_time is rounded to clock ticks
 
@@ -22,33 +25,28 @@ def _real(path: str | os.PathLike[str]) -> str:
     return os.path.realpath(os.fspath(path).removesuffix(" (deleted)"))
 
 
-def _process(pid: int) -> psutil.Process | None:
-    if pid <= 0:  # os.kill(0, …) would signal our own process group
+def live(pid: int) -> psutil.Process | None:
+    """The live process at `pid` (never pid 0 or below: os.kill(0, …) signals our own group)."""
+    if pid <= 0:
         return None
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
         return proc
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+    except psutil.Error:
         return None
 
 
-def _cmdline(proc: psutil.Process) -> list[str]:
+def cmdline(proc: psutil.Process) -> list[str]:
     try:
         return proc.cmdline()
     except psutil.Error:
         return []
 
 
-def is_dolt_sql_server(proc: psutil.Process) -> bool:
-    args = _cmdline(proc)
-    if len(args) < 2:
-        return False
-    return os.path.basename(args[0]).startswith("dolt") and "sql-server" in args[1:]
-
-
-def _flag_value(args: list[str], *names: str) -> str | None:
+def flag_value(args: list[str], *names: str) -> str | None:
+    """The value of the first of `names` given as `--name value` or `--name=value`."""
     for i, arg in enumerate(args):
         for name in names:
             if arg == name and i + 1 < len(args):
@@ -56,6 +54,30 @@ def _flag_value(args: list[str], *names: str) -> str | None:
             if arg.startswith(name + "="):
                 return arg[len(name) + 1 :]
     return None
+
+
+def owner_uid(proc: psutil.Process) -> int | None:
+    try:
+        return proc.uids().effective
+    except psutil.Error:
+        return None
+
+
+def owner_name(proc: psutil.Process) -> str:
+    try:
+        return proc.username()
+    except (psutil.Error, KeyError):
+        uid = owner_uid(proc)
+        return f"uid {uid}" if uid is not None else "an unknown user"
+
+
+def runs_as_us(proc: psutil.Process) -> bool:
+    return owner_uid(proc) == os.geteuid()
+
+
+def is_dolt_sql_server(proc: psutil.Process) -> bool:
+    args = cmdline(proc)
+    return len(args) >= 2 and os.path.basename(args[0]).startswith("dolt") and "sql-server" in args[1:]
 
 
 def _cwd(proc: psutil.Process) -> str | None:
@@ -66,51 +88,58 @@ def _cwd(proc: psutil.Process) -> str | None:
 
 
 def served_data_dir(proc: psutil.Process) -> str | None:
-    """The data dir a `dolt sql-server` serves, from --data-dir, --config or its cwd (Gas Town's order)."""
-    args = _cmdline(proc)
+    """The data dir a `dolt sql-server` serves: --data-dir, else --config's data_dir folder, else cwd."""
+    args = cmdline(proc)
     cwd = _cwd(proc)
     base = cwd.removesuffix(" (deleted)") if cwd else "/"
-    flagged = _flag_value(args, "--data-dir")
+    flagged = flag_value(args, "--data-dir")
     if flagged is not None:
         return _real(os.path.join(base, flagged))
-    config = _flag_value(args, "--config")
+    config = flag_value(args, "--config")
     if config is not None:
         return os.path.dirname(_real(os.path.join(base, config)))
     return _real(cwd) if cwd is not None else None
 
 
 def serves_data_dir(proc: psutil.Process, data_dir: Path) -> bool:
-    """Whether the process's arguments or cwd point at `data_dir`."""
     return served_data_dir(proc) == _real(data_dir)
+
+
+def flag_port(proc: psutil.Process) -> int | None:
+    return parse_port(flag_value(cmdline(proc), "--port", "-P"))
 
 
 def same_process(proc: psutil.Process, recorded_create_time: float | None) -> bool:
     if recorded_create_time is None:
         return False
     try:
-        return abs(proc.create_time() - float(recorded_create_time)) < CREATE_TIME_TOLERANCE
-    except (psutil.Error, TypeError, ValueError):
+        return abs(proc.create_time() - recorded_create_time) < CREATE_TIME_TOLERANCE
+    except psutil.Error:
         return False
 
 
-def town_server(pid: int, data_dir: Path, recorded_create_time: float | None = None) -> psutil.Process | None:
-    """The live `dolt sql-server` at `pid` if it is provably this town's, else None.
+def looks_like_town_server(proc: psutil.Process, data_dir: Path, recorded_create_time: float | None) -> bool:
+    """A live `dolt sql-server` whose arguments or working folder point at `data_dir` (any owner).
 
-    A matching create_time alone proves only that the pid was not reused, not whose server it
-    is: a town copied with `cp -r` while its server ran carries the original's pid and state
-    files.  So the recorded process also needs its cwd in this data dir, which covers a town
-    folder renamed under a running server (the cwd follows the rename, the --data-dir flag does
-    not).
+    A create_time match alone proves only that the pid was not reused, not whose server it is: a
+    town copied with `cp -r` while its server ran carries the original's run files.  So the
+    recorded process also needs its cwd in this data dir (a town folder renamed under a running
+    server: the cwd follows the rename, the --data-dir flag does not).
     """
-    proc = _process(pid)
-    if proc is None or not is_dolt_sql_server(proc):
-        return None
+    if not is_dolt_sql_server(proc):
+        return False
     if serves_data_dir(proc, data_dir):
-        return proc
+        return True
     cwd = _cwd(proc)
-    if same_process(proc, recorded_create_time) and cwd is not None and _real(cwd) == _real(data_dir):
-        return proc
-    return None
+    return same_process(proc, recorded_create_time) and cwd is not None and _real(cwd) == _real(data_dir)
+
+
+def town_server(pid: int, data_dir: Path, recorded_create_time: float | None = None) -> psutil.Process | None:
+    """The live process at `pid` if it runs as us and looks like this town's server, else None."""
+    proc = live(pid)
+    if proc is None or not runs_as_us(proc):
+        return None
+    return proc if looks_like_town_server(proc, data_dir, recorded_create_time) else None
 
 
 def listening_ports(proc: psutil.Process) -> list[int]:
@@ -137,14 +166,10 @@ def listeners_on_port(port: int) -> list[int]:
         unseen = True
     if unseen:
         # Sockets of other users hide their pid (or the scan is refused, as on macOS): ask the
-        # processes we can see.  On Linux a scan with no listener at all is complete as it is.
+        # processes we can see.
         for proc in psutil.process_iter():
-            try:
-                for conn in proc.net_connections(kind="tcp"):
-                    if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port:
-                        pids.add(proc.pid)
-            except psutil.Error:
-                continue
+            if port in listening_ports(proc):
+                pids.add(proc.pid)
     return sorted(pids)
 
 
@@ -163,25 +188,24 @@ class Holder:
     command: str
 
     def describe(self) -> str:
-        if self.pid is None:
-            return self.command
-        return f"pid {self.pid} ({self.command})"
+        return self.command if self.pid is None else f"pid {self.pid} ({self.command})"
 
 
 def describe_pid(pid: int) -> str:
-    """A short description of a process for messages: whose Dolt server it is, or its command."""
-    proc = _process(pid)
+    """A short description for messages: whose Dolt server it is and its owner, or its command."""
+    proc = live(pid)
     if proc is None:
         return "exited"
+    owner = "" if runs_as_us(proc) else f", run by {owner_name(proc)}"
     if is_dolt_sql_server(proc):
         served = served_data_dir(proc)
-        return f"dolt sql-server serving {served}" if served else "dolt sql-server"
-    args = _cmdline(proc)
+        return (f"dolt sql-server serving {served}" if served else "dolt sql-server") + owner
+    args = cmdline(proc)
     if args:
         text = " ".join(" ".join(args).split())  # one line, whatever the arguments hold
-        return text if len(text) <= 120 else text[:117] + "..."
+        return (text if len(text) <= 120 else text[:117] + "...") + owner
     try:
-        return proc.name()
+        return proc.name() + owner
     except psutil.Error:
         return "command not visible"
 
@@ -189,19 +213,17 @@ def describe_pid(pid: int) -> str:
 def port_holders(host: str, port: int) -> list[Holder]:
     """Who holds the port, as far as this user can see.
 
-    A connect that is refused (well under a millisecond) proves nobody listens where we would;
-    only a port that answers is worth the scan that names its holder.
+    A refused connect (well under a millisecond) proves nobody listens where we would; only a port
+    that answers is worth the scan that names its holder.
     """
     if not port_answers(host, port):
         return []
     holders = [Holder(pid, describe_pid(pid)) for pid in listeners_on_port(port)]
-    if not holders:
-        holders.append(Holder(None, "a process this user cannot see"))
-    return holders
+    return holders or [Holder(None, "a process this user cannot see")]
 
 
 def dolt_servers() -> list[psutil.Process]:
-    """Every live `dolt sql-server` this user can see."""
+    """Every live `dolt sql-server` this user can see (any owner)."""
     found = []
     for proc in psutil.process_iter():
         try:
@@ -214,6 +236,15 @@ def dolt_servers() -> list[psutil.Process]:
 
 def _exited(proc: psutil.Process) -> bool:
     """Gone, or a zombie: a zombie has exited, and only its parent can reap it."""
+    try:
+        proc.wait(timeout=0)  # reaps it when it is our child
+        return True
+    except psutil.TimeoutExpired:
+        pass
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        pass
     try:
         return proc.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -229,22 +260,7 @@ def wait_exited(proc: psutil.Process, timeout: float) -> bool:
     started by a long-lived Python process and stopped from a shell would wait out the whole
     timeout and then be reported as having ignored SIGTERM.
     """
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while True:
-        try:
-            proc.wait(timeout=delay)
-            return True
-        except psutil.TimeoutExpired:
-            pass
-        except psutil.NoSuchProcess:
-            return True
-        if _exited(proc):
-            return True
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        delay = min(delay * 2, 0.01, remaining)
+    return bool(poll_until(lambda: _exited(proc), timeout, max_delay=0.01))
 
 
 def terminate(proc: psutil.Process, timeout: float) -> bool:

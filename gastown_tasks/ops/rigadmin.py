@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from . import sqlclient
-from .binary import dolt_global_config, find_dolt, run_dolt
+from . import safefs, sqlclient
+from .binary import dolt_command_hint, dolt_global_config, find_dolt, run_dolt
+from .discovery import find_running
 from .errors import RigError
 from .locking import town_lock
-from .rigs import rigs_on_disk, validate_rig_name
-from .server import LOCK_SLACK, find_running
+from .polling import poll_until
+from .rigs import clashing, scan_data_dir, validate_rig_name
 from .settings import DoltSettings
 from .town import Town
 
@@ -26,25 +28,26 @@ class RigEntry:
     name: str
     path: Path
     served: bool | None  # None when the server is not running
+    linked: bool = False  # a symlinked folder: Dolt never serves it
 
 
 def list_rigs(town: Town, settings: DoltSettings) -> list[RigEntry]:
-    rigs = rigs_on_disk(town)
-    running = find_running(town, settings) if rigs else None
+    found = scan_data_dir(town)
+    running = find_running(town, settings)[0] if found.rigs else None
     served: list[str] | None = None
     if running is not None:
         served = sqlclient.served_databases(settings.with_overrides(port=running.port))
     have = {name.lower() for name in served} if served is not None else None
-    return [RigEntry(rig.name, rig.path, None if have is None else rig.name.lower() in have) for rig in rigs]
+    entries = [RigEntry(rig.name, rig.path, None if have is None else rig.name.lower() in have) for rig in found.rigs]
+    entries += [RigEntry(path.name, path, False, linked=True) for path in found.linked]
+    return sorted(entries, key=lambda entry: entry.name)
 
 
 def _git_config(key: str) -> str:
     git = shutil.which("git")
     if git is None:
         return ""
-    done = subprocess.run(
-        [git, "config", "--get", key], capture_output=True, text=True, stdin=subprocess.DEVNULL
-    )
+    done = subprocess.run([git, "config", "--get", key], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
@@ -53,10 +56,11 @@ def author_identity(dolt: Path) -> tuple[str, str]:
     name = dolt_global_config(dolt, "user.name") or _git_config("user.name")
     email = dolt_global_config(dolt, "user.email") or _git_config("user.email")
     if not name or not email:
+        run = dolt_command_hint(dolt)
         raise RigError(
             "dolt init needs an author identity and neither Dolt nor git has one; run:\n"
-            '  dolt config --global --add user.name "Your Name"\n'
-            '  dolt config --global --add user.email "you@example.com"'
+            f'  {run} config --global --add user.name "Your Name"\n'
+            f'  {run} config --global --add user.email "you@example.com"'
         )
     return name, email
 
@@ -64,39 +68,36 @@ def author_identity(dolt: Path) -> tuple[str, str]:
 def _init_on_disk(town: Town, name: str, dolt: Path, identity: tuple[str, str] | None) -> None:
     """`dolt init` in a hidden folder beside the target, renamed into place only on success."""
     author, email = identity or author_identity(dolt)
-    town.data_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".init-{name}-", dir=town.data_dir))
+    safefs.ensure_dir(town.data_dir, root=town.root)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".init-{name}-", dir=town.data_dir))
+    except OSError as exc:
+        raise safefs.failure(exc, town.data_dir, "create a rig in") from None
     try:
         done = run_dolt(dolt, "init", "--name", author, "--email", email, cwd=staging)
         if done.returncode != 0:
-            detail = (done.stderr or done.stdout).strip()
+            detail = (done.stderr or done.stdout).strip()[-1000:]
             raise RigError(f"dolt init failed for rig {name} (exit {done.returncode}): {detail}")
-        staging.rename(town.rig_dir(name))
+        with safefs.open_dir(town.data_dir, root=town.root) as dfd:
+            try:
+                os.rename(staging.name, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            except OSError as exc:
+                raise safefs.failure(exc, town.rig_dir(name), "create") from None
     finally:
         if staging.exists():
-            shutil.rmtree(staging)
+            shutil.rmtree(staging, ignore_errors=True)
 
 
-def _create_through_server(settings: DoltSettings, port: int, name: str) -> None:
+def _create_through_server(settings: DoltSettings, name: str) -> None:
     """CREATE DATABASE on the running server, then wait until it lists the new rig."""
-    import pymysql
 
-    target = settings.with_overrides(port=port)
-    conn = sqlclient.connect(target)
-    try:
+    def work(conn: Any) -> None:
         with conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE `{name}`")  # name validated: [A-Za-z0-9_-] only
-        deadline = time.monotonic() + CATALOG_WAIT
-        delay = 0.002
-        while sqlclient.missing([name], sqlclient.show_databases(conn)):
-            if time.monotonic() > deadline:
-                raise RigError(f"the server accepted CREATE DATABASE {name} but does not list it")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-    except pymysql.err.MySQLError as exc:
-        raise RigError(f"the server refused to create rig {name}: {exc.args[-1]}") from None
-    finally:
-        conn.close()
+        if poll_until(lambda: not sqlclient.missing([name], sqlclient.show_databases(conn)), CATALOG_WAIT) is None:
+            raise RigError(f"the server accepted CREATE DATABASE {name} but does not list it")
+
+    sqlclient.call(settings, work, what=f"create rig {name} through the server")
 
 
 def init_rig(
@@ -110,14 +111,16 @@ def init_rig(
     validate_rig_name(name)
     target = town.rig_dir(name)
     dolt = find_dolt(settings.binary)
-    with town_lock(town, wait=settings.start_timeout + settings.stop_timeout + LOCK_SLACK):
-        taken = next((rig for rig in rigs_on_disk(town) if rig.name.lower() == name.lower()), None)
-        if taken is not None or target.exists():
-            where = taken.path if taken is not None else target
-            raise RigError(f"rig {name} already exists at {where}")
-        running = find_running(town, settings)
+    with town_lock(town, wait=settings.lock_wait):
+        found = scan_data_dir(town)
+        taken = clashing(name, found.names + [path.name for path in found.linked])
+        if taken is not None or os.path.lexists(target):
+            where = town.rig_dir(taken or name)
+            what = "already exists" if taken in (None, name) else f"clashes with rig {taken} (names ignore case)"
+            raise RigError(f"rig {name} {what} at {where}")
+        running = find_running(town, settings)[0]
         if running is not None:
-            _create_through_server(settings, running.port, name)
+            _create_through_server(settings.with_overrides(port=running.port), name)
             return target, True
         _init_on_disk(town, name, dolt, identity)
         return target, False

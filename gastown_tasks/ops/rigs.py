@@ -1,15 +1,23 @@
-"""Rig databases on disk: one Dolt database per rig under <town>/.dolt-data/."""
+"""Rig databases on disk: one Dolt database per rig under <town>/.dolt-data/.
+
+One rule for rig names and one list of names the server reserves; both init-rig and migrate use
+them.  A folder in .dolt-data is a rig only when it is a real folder holding a Dolt database: a
+symlinked rig is never served by Dolt, so it is reported, not listed as a rig.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import RigError
+from .errors import RigError, UnsafeFile
 from .town import Town
 
 RIG_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")  # always fullmatch: `$` allows a "\n"
+# Databases every server shows that are not rigs (dolt_cluster in a clustered server).
 RESERVED = frozenset({"information_schema", "mysql", "performance_schema", "sys", "dolt_cluster"})
 
 
@@ -24,23 +32,59 @@ def is_dolt_database(path: Path) -> bool:
     return (path / ".dolt" / "noms" / "manifest").is_file()
 
 
-def rigs_on_disk(town: Town) -> list[Rig]:
+@dataclass(frozen=True)
+class DataDir:
+    """What .dolt-data holds: the rigs, and what is there but cannot be served."""
+
+    rigs: tuple[Rig, ...]
+    linked: tuple[Path, ...] = ()  # symlinked rig folders: Dolt does not serve them
+
+    @property
+    def names(self) -> list[str]:
+        return [rig.name for rig in self.rigs]
+
+
+def scan_data_dir(town: Town) -> DataDir:
+    """Rigs and symlinked folders in .dolt-data; a .dolt-data that is not a real folder is refused."""
     try:
-        entries = sorted(town.data_dir.iterdir())
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return [
-        Rig(entry.name, entry)
-        for entry in entries
-        if not entry.name.startswith(".") and entry.is_dir() and is_dolt_database(entry)
-    ]
+        st = os.lstat(town.data_dir)
+    except FileNotFoundError:
+        return DataDir(())
+    if not stat.S_ISDIR(st.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a folder"
+        raise UnsafeFile(
+            f"{town.data_dir} is {kind}; the rig databases must live in a real folder of the town "
+            f"(to keep them on another disk, bind-mount it there): move it aside (mv {town.data_dir} "
+            f"{town.data_dir}.bak), then retry"
+        )
+    rigs: list[Rig] = []
+    linked: list[Path] = []
+    try:
+        entries = sorted(os.scandir(town.data_dir), key=lambda e: e.name)
+    except OSError:
+        return DataDir(())
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        if entry.is_symlink():
+            if is_dolt_database(path) or path.is_dir():
+                linked.append(path)
+            continue
+        if entry.is_dir(follow_symlinks=False) and is_dolt_database(path):
+            rigs.append(Rig(entry.name, path))
+    return DataDir(tuple(rigs), tuple(linked))
+
+
+def rigs_on_disk(town: Town) -> list[Rig]:
+    return list(scan_data_dir(town).rigs)
 
 
 def is_valid_rig_name(name: object) -> bool:
     return isinstance(name, str) and RIG_NAME.fullmatch(name) is not None and name.lower() not in RESERVED
 
 
-def validate_rig_name(name: str) -> str:
+def validate_rig_name(name: object) -> str:
     """Letters, digits, _ and -, 1-64 characters, not starting with -, not reserved."""
     if not isinstance(name, str) or not RIG_NAME.fullmatch(name):
         raise RigError(
@@ -50,3 +94,8 @@ def validate_rig_name(name: str) -> str:
     if name.lower() in RESERVED:
         raise RigError(f"invalid rig name {name!r}: the server reserves it; choose another name")
     return name
+
+
+def clashing(name: str, existing: list[str]) -> str | None:
+    """An existing rig whose name equals `name` but for case (MySQL names ignore case)."""
+    return next((other for other in existing if other.lower() == name.lower()), None)

@@ -1,55 +1,48 @@
-"""The pid and state files in <town>/daemon/, written atomically because `gt` reads them too."""
+"""The run files in <town>/daemon/: the pid file and the state file, as typed values.
+
+The bottom layer: plain values in, plain values out.  Both files are written atomically (Gas
+Town's `gt` reads them too), never through a link, and parsed once into `PidFile` and `State`;
+whatever a file holds, reading it never raises (its `problem` says what is wrong).
+"""
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
+import math
 import os
 import re
-import tempfile
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from .errors import GastownError
+from . import safefs
+from .errors import FileFailure, UnsafeFile, UnsafeFolder
+from .settings import parse_port
+from .town import Town
 
 MAX_PID = 2**22  # Linux's pid_max ceiling; anything larger cannot be a process
-PID_TEXT = re.compile(r"[0-9]+", re.ASCII)
+PID_TEXT = re.compile(r"[0-9]{1,12}", re.ASCII)
+PID_FILE_LIMIT = 4096
+STATE_FILE_LIMIT = 1024 * 1024
+RUN_FILE_MODE = 0o600
 
 
-def now_iso() -> str:
-    """A UTC timestamp as the state file records them (RFC 3339, which `gt` parses)."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def iso_time(timestamp: float | None = None) -> str:
+    """A UTC time as the state file records it (RFC 3339, which `gt` parses); now by default."""
+    moment = datetime.now(UTC) if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+    return moment.isoformat(timespec="seconds")
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename over it.
-
-    Failures become a GastownError naming the file: `gt` reads these files too, so a half
-    written one must never be left, and the user needs to know which one could not be written.
-    """
-    tmp = None
-    try:
-        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        what = "it is a folder" if path.is_dir() else exc.strerror
-        raise GastownError(
-            f"cannot write {path}: {what}; make {path.parent} a writable folder (and {path} a file), "
-            "then retry"
-        ) from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+def parse_pid(value: Any) -> int | None:
+    """A pid from any source, or None: a bool, text, zero, negative or huge value is no pid."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = int(value) if PID_TEXT.fullmatch(value) else None
+    return value if isinstance(value, int) and 0 < value <= MAX_PID else None
 
 
 @dataclass(frozen=True)
@@ -61,100 +54,153 @@ class PidFile:
     problem: str | None = None
 
 
-def read_pid_file(path: Path) -> PidFile:
-    """The pid in `path`, or why there is none; never raises for what the file holds."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return PidFile(exists=False)
-    except NotADirectoryError:
-        return PidFile(exists=False, problem=f"{path.parent} is not a folder; move it aside")
-    except IsADirectoryError:
-        return PidFile(exists=True, problem=f"{path} is a folder, not a pid file; remove it")
-    except OSError as exc:
-        return PidFile(exists=True, problem=f"cannot read {path}: {exc.strerror}")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+def parse_pid_file(raw: bytes, where: object) -> PidFile:
+    """The first line is the pid; Gas Town's daemon writes "PID\\nNONCE"."""
+    lines = [line.strip() for line in raw.decode("utf-8", errors="replace").splitlines() if line.strip()]
     if not lines:
-        return PidFile(exists=True, problem=f"{path} is empty")
+        return PidFile(exists=True, problem=f"{where} is empty")
     first = lines[0]
-    # ASCII digits only, and few of them: int() rejects "²" and strings of thousands of digits.
-    if not PID_TEXT.fullmatch(first):
-        return PidFile(exists=True, problem=f"{path} does not hold a pid ({first[:40]!r})")
-    pid = int(first) if len(first) <= 12 else MAX_PID + 1
-    if not 0 < pid <= MAX_PID:
-        return PidFile(exists=True, problem=f"{path} holds an impossible pid ({first[:40]})")
-    # Gas Town's daemon writes "PID\nNONCE"; the first line is still the pid.
+    pid = parse_pid(first)
+    if pid is None:
+        shown = first[:40]
+        if PID_TEXT.fullmatch(first) or first.isascii() and first.lstrip("-").isdigit():
+            return PidFile(exists=True, problem=f"{where} holds an impossible pid ({shown})")
+        return PidFile(exists=True, problem=f"{where} does not hold a pid ({shown!r})")
     return PidFile(exists=True, pid=pid)
 
 
-def write_pid_file(path: Path, pid: int) -> None:
-    atomic_write_text(path, f"{pid}\n")
-
-
-def remove_file(path: Path) -> bool:
-    """Remove one of our files; a folder in its place is the user's to look at, never removed."""
+def read_pid_file(town: Town) -> PidFile:
     try:
-        path.unlink()
-        return True
-    except FileNotFoundError:
-        return False
-    except IsADirectoryError:
-        raise GastownError(
-            f"{path} is a folder, not a file this tool writes; look inside, remove it, and retry"
-        ) from None
-    except OSError as exc:
-        raise GastownError(
-            f"cannot remove {path}: {exc.strerror}; fix the permissions of {path.parent}"
-        ) from None
+        raw = safefs.read_bytes(town.pid_file, PID_FILE_LIMIT, root=town.root)
+    except UnsafeFolder as exc:
+        return PidFile(exists=False, problem=str(exc))
+    except (UnsafeFile, FileFailure) as exc:
+        return PidFile(exists=True, problem=str(exc))
+    if raw is None:
+        return PidFile(exists=False)
+    return parse_pid_file(raw, town.pid_file)
 
 
-@dataclass(frozen=True)
-class StateFile:
-    data: dict[str, Any]
-    problem: str | None = None
+def write_pid_file(town: Town, pid: int) -> None:
+    safefs.write_atomic(town.pid_file, f"{pid}\n".encode(), mode=RUN_FILE_MODE, root=town.root)
 
 
-def read_state(path: Path) -> StateFile:
-    """The recorded state, or an empty one with a warning when the file is unreadable."""
+def remove_run_file(town: Town, path: Any) -> bool:
+    return safefs.remove(path, root=town.root)
+
+
+@dataclass(frozen=True, kw_only=True)
+class State:
+    """daemon/dolt-state.json: what the last command of either tool recorded about the server."""
+
+    running: bool = False
+    pid: int | None = None
+    create_time: float | None = None
+    host: str | None = None
+    port: int | None = None
+    started_at: str | None = None
+    stopped_at: str | None = None
+    data_dir: str | None = None
+    databases: tuple[str, ...] = ()
+    log_file: str | None = None
+    last_error: str | None = None
+    managed_by: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # keys another tool wrote: kept on rewrite
+    problem: str | None = None  # why the file could not be used; the rest is then empty
+
+    @property
+    def exists(self) -> bool:
+        return self.problem is not None or bool(self.to_json())
+
+    def claims(self, pid: int) -> bool:
+        """The state says this pid is the running server."""
+        return self.running and self.pid == pid
+
+    def created(self, pid: int) -> float | None:
+        """The create time recorded for `pid`, if the state records that very process."""
+        return self.create_time if self.pid == pid else None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(self.extra)
+        for item in dataclasses.fields(self):
+            if item.name in ("extra", "problem"):
+                continue
+            value = getattr(self, item.name)
+            if value is None or value == ():
+                continue
+            data[item.name] = list(value) if isinstance(value, tuple) else value
+        return data
+
+    def replace(self, **changes: Any) -> State:
+        return dataclasses.replace(self, **changes)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and len(value) <= 4096 else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def parse_state(raw: bytes, where: object) -> State:
+    """Each field is used only when it has the right type; the rest of the object is kept."""
     try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return StateFile({})
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        return StateFile({}, f"{path} is not UTF-8 text; treating the state as unknown")
-    except OSError as exc:
-        return StateFile({}, f"cannot read {path}: {exc.strerror}; treating the state as unknown")
-    try:
-        data = json.loads(raw)
+        return State(problem=f"{where} is not UTF-8 text; treating the state as unknown")
     except ValueError:
-        return StateFile({}, f"{path} is not valid JSON; treating the state as unknown")
+        return State(problem=f"{where} is not valid JSON; treating the state as unknown")
     if not isinstance(data, dict):
-        return StateFile({}, f"{path} does not hold a JSON object; treating the state as unknown")
-    return StateFile(data)
+        return State(problem=f"{where} does not hold a JSON object; treating the state as unknown")
+    names = {item.name for item in dataclasses.fields(State)} - {"extra", "problem"}
+    databases = data.get("databases")
+    return State(
+        running=data.get("running") is True,
+        pid=parse_pid(data.get("pid")) if not isinstance(data.get("pid"), str) else None,
+        create_time=_number(data.get("create_time")),
+        host=_text(data.get("host")),
+        port=parse_port(data["port"]) if isinstance(data.get("port"), int) else None,
+        started_at=_text(data.get("started_at")),
+        stopped_at=_text(data.get("stopped_at")),
+        data_dir=_text(data.get("data_dir")),
+        databases=tuple(d for d in databases if isinstance(d, str)) if isinstance(databases, list) else (),
+        log_file=_text(data.get("log_file")),
+        last_error=_text(data.get("last_error")),
+        managed_by=_text(data.get("managed_by")),
+        extra={k: v for k, v in data.items() if k not in names},
+    )
 
 
-def write_state(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+def read_state(town: Town) -> State:
+    try:
+        raw = safefs.read_bytes(town.state_file, STATE_FILE_LIMIT, root=town.root)
+    except UnsafeFolder as exc:
+        return State(problem=str(exc))
+    except (UnsafeFile, FileFailure) as exc:
+        return State(problem=f"{exc}; treating the state as unknown")
+    if raw is None:
+        return State()
+    return parse_state(raw, town.state_file)
 
 
-def ensure_daemon_dir(daemon_dir: Path) -> None:
-    """Create daemon/ (never world-writable) and prove we can write in it before anything starts.
+def write_state(town: Town, state: State) -> None:
+    text = json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n"
+    safefs.write_atomic(town.state_file, text.encode(), mode=RUN_FILE_MODE, root=town.root)
+
+
+def ensure_daemon_dir(town: Town) -> None:
+    """daemon/ is a real folder of the town (created 0755 when missing) that we can write in.
 
     A write probe rather than a permission check: root ignores permissions but not a read-only
-    mount, and a file in daemon/'s place fails with a misleading "File exists".
+    mount, and a file in daemon/'s place must be named as such.
     """
-    if daemon_dir.exists() and not daemon_dir.is_dir():
-        raise GastownError(
-            f"cannot write in {daemon_dir}: it is not a folder; move it aside so a folder can be made "
-            "there (it holds dolt.pid, dolt.log and dolt-state.json)"
-        )
-    try:
-        daemon_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=daemon_dir)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise GastownError(
-            f"cannot write in {daemon_dir}: {exc.strerror}; make it a writable folder "
-            "(it holds dolt.pid, dolt.log and dolt-state.json), then retry"
-        ) from None
+    with safefs.open_dir(town.daemon_dir, root=town.root, create=True) as dfd:
+        probe = f".write-probe.{os.getpid()}.{time.monotonic_ns()}"
+        try:
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | safefs.FILE_FLAGS, 0o600, dir_fd=dfd))
+            os.unlink(probe, dir_fd=dfd)
+        except OSError as exc:
+            raise safefs.failure(exc, town.daemon_dir, "write in") from None

@@ -1,15 +1,18 @@
 """Dolt server settings: one frozen value built from defaults, config, env and flags.
 
-Precedence, lowest first: DEFAULTS < a config mapping (Invoke's ``dolt`` tree) < Gas Town's
-``GT_DOLT_*`` environment variables < explicit overrides (command-line flags).  Everything is
-validated here, before anything is started, so a bad port never reaches a process.
+Precedence, lowest first: DEFAULTS < a config mapping (Invoke's ``dolt`` tree: collection config,
+invoke.yaml, ``INVOKE_DOLT_*``) < Gas Town's ``GT_DOLT_*`` variables < explicit overrides
+(command-line flags).  Every value is parsed here, once, into its type, before anything starts; an
+invalid one is a ConfigError (exit 2) naming where it came from.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import ConfigError
@@ -24,6 +27,16 @@ DEFAULTS: dict[str, Any] = {
     "stop_timeout": 30.0,
     "log_level": "info",
     "town_root": "",
+    "allow_passwordless_bind": False,
+    "wait_timeout": 30,
+    "drain_timeout": 10.0,
+    "metrics_port": 0,
+    "log_max_mb": 100.0,
+    "log_keep": 3,
+    "backup_max_age_hours": 24.0,
+    "watch_interval": 10.0,
+    "server": {},
+    "cluster": {},
 }
 
 # Gas Town's own variables, shared with `gt dolt`, mapped onto our keys.
@@ -33,12 +46,61 @@ GT_ENV: dict[str, str] = {
     "GT_DOLT_USER": "user",
     "GT_DOLT_PASSWORD": "password",
     "GT_DOLT_LOGLEVEL": "log_level",
+    "GT_DOLT_WAIT_TIMEOUT": "wait_timeout",
+    "GT_DOLT_LOG_MAX_MB": "log_max_mb",
+}
+FLAGS = {
+    "port": "--port",
+    "start_timeout": "--timeout",
+    "stop_timeout": "--timeout",
+    "drain_timeout": "--drain-timeout",
+    "watch_interval": "--interval",
 }
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal")
+LOOPBACK_NAMES = {"localhost": "127.0.0.1", "ip6-localhost": "::1"}
 
 
-@dataclass(frozen=True)
+def parse_port(value: Any) -> int | None:
+    """A TCP port from any source (file, flag, another process's arguments), or None."""
+    if isinstance(value, bool):
+        return None
+    text = str(value).strip() if isinstance(value, int | str) else ""
+    # ASCII digits, at most five: int() accepts "³" and strings of thousands of digits.
+    if not (text.isascii() and text.isdigit() and len(text) <= 5):
+        return None
+    port = int(text)
+    return port if 1 <= port <= 65535 else None
+
+
+def parse_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    return {
+        "true": True,
+        "yes": True,
+        "on": True,
+        "1": True,
+        "false": False,
+        "no": False,
+        "off": False,
+        "0": False,
+        "": False,
+    }.get(text)
+
+
+def normalize_host(value: Any) -> str | None:
+    """An address to listen on or connect to: `localhost` is 127.0.0.1 (no unix socket in /tmp)."""
+    host = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or any(ch.isspace() or ch in "/@?#" for ch in host) or len(host) > 253:
+        return None
+    return LOOPBACK_NAMES.get(host.lower(), host)
+
+
+@dataclass(frozen=True, kw_only=True)
 class DoltSettings:
     host: str = DEFAULTS["host"]
     port: int = DEFAULTS["port"]
@@ -49,11 +111,42 @@ class DoltSettings:
     stop_timeout: float = DEFAULTS["stop_timeout"]
     log_level: str = DEFAULTS["log_level"]
     town_root: str = DEFAULTS["town_root"]
+    allow_passwordless_bind: bool = DEFAULTS["allow_passwordless_bind"]
+    wait_timeout: int = DEFAULTS["wait_timeout"]
+    drain_timeout: float = DEFAULTS["drain_timeout"]
+    metrics_port: int = DEFAULTS["metrics_port"]
+    log_max_mb: float = DEFAULTS["log_max_mb"]
+    log_keep: int = DEFAULTS["log_keep"]
+    backup_max_age_hours: float = DEFAULTS["backup_max_age_hours"]
+    watch_interval: float = DEFAULTS["watch_interval"]
+    server: Mapping[str, Any] = field(default_factory=dict)
+    cluster: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def url_host(self) -> str:
+        """The host as it appears in URLs and host:port pairs (IPv6 in brackets)."""
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
+    def address(self) -> str:
+        return f"{self.url_host}:{self.port}"
 
     @property
     def connection_string(self) -> str:
         auth = self.user if not self.password else f"{self.user}:***"
-        return f"mysql://{auth}@{self.host}:{self.port}/"
+        return f"mysql://{auth}@{self.address}/"
+
+    @property
+    def is_loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def lock_wait(self) -> float:
+        """How long a mutating command waits for the town lock: a whole start and stop of another."""
+        return self.start_timeout + self.stop_timeout + self.drain_timeout + LOCK_SLACK
 
     def with_overrides(self, **overrides: Any) -> DoltSettings:
         """A copy with the non-None overrides applied and validated."""
@@ -62,63 +155,102 @@ class DoltSettings:
         return settings_from_mapping(merged)
 
 
-def _port(value: Any) -> int:
-    text = str(value).strip()
-    # ASCII digits, at most five: int() rejects "³" and strings of thousands of digits.
-    digits = text.isascii() and text.isdigit() and len(text) <= 5
-    if isinstance(value, bool) or not digits or not 1 <= int(text) <= 65535:
-        raise ConfigError(
-            f"invalid port {value!r}: it must be a whole number from 1 to 65535; "
-            "set dolt.port (or GT_DOLT_PORT, or --port) to a free port such as 3307"
-        )
-    return int(text)
+LOCK_SLACK = 15.0  # seconds beyond another command's own timeouts that a lock waiter allows
 
 
-def _seconds(name: str, value: Any) -> float:
+def where_to_set(key: str) -> str:
+    """Every place a setting can be given, for messages: dolt.KEY, its variables, its flag."""
+    places = [f"dolt.{key} (invoke.yaml)", f"INVOKE_DOLT_{key.upper()}"]
+    places += [var for var, name in GT_ENV.items() if name == key]
+    if key in FLAGS:
+        places.append(FLAGS[key])
+    return ", ".join(places[:-1]) + " or " + places[-1]
+
+
+def _bad(key: str, value: Any, rule: str, origin: str | None) -> ConfigError:
+    where = origin or f"dolt.{key}"
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return ConfigError(f"invalid {key} {shown} (from {where}): {rule}; set {where_to_set(key)}")
+
+
+def _seconds(key: str, value: Any, origin: str | None) -> float:
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         seconds = -1.0
-    if isinstance(value, bool) or not seconds >= 0 or seconds == float("inf"):
-        raise ConfigError(
-            f"invalid {name} {value!r}: it must be a number of seconds, 0 or more; "
-            f"fix dolt.{name} or the --timeout flag"
-        )
+    if isinstance(value, bool) or not (seconds >= 0 and math.isfinite(seconds)):
+        raise _bad(key, value, "it must be a number of seconds, 0 or more", origin)
     return seconds
 
 
-def _log_level(value: Any) -> str:
-    level = str(value).strip().lower()
-    if level == "warn":
-        level = "warning"
-    if level not in LOG_LEVELS:
-        raise ConfigError(f"invalid log_level {value!r}: use one of {', '.join(LOG_LEVELS)} (dolt.log_level)")
-    return level
+def _count(key: str, value: Any, origin: str | None, *, low: int = 0) -> int:
+    text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not (text.isascii() and text.isdigit() and len(text) <= 9) or int(text) < low:
+        raise _bad(key, value, f"it must be a whole number, {low} or more", origin)
+    return int(text)
 
 
-def _host(value: Any) -> str:
-    host = str(value).strip()
-    if not host or any(ch.isspace() for ch in host):
-        raise ConfigError(
-            f"invalid host {value!r}: give an address to listen on, such as 127.0.0.1 (dolt.host)"
-        )
-    return host
+def _parse(key: str, value: Any, origin: str | None) -> Any:
+    if key == "port":
+        port = parse_port(value)
+        if port is None:
+            raise _bad(key, value, f"it must be a whole number from 1 to 65535, such as {DEFAULTS['port']}", origin)
+        return port
+    if key == "metrics_port":
+        if str(value).strip() in ("0", "") and not isinstance(value, bool):
+            return 0
+        port = parse_port(value)
+        if port is None:
+            raise _bad(key, value, "0 (off) or a port from 1 to 65535", origin)
+        return port
+    if key == "host":
+        host = normalize_host(value)
+        if host is None:
+            raise _bad(key, value, "give an address such as 127.0.0.1", origin)
+        return host
+    if key == "log_level":
+        level = str(value).strip().lower()
+        level = "warning" if level == "warn" else level
+        if level not in LOG_LEVELS:
+            raise _bad(key, value, f"use one of {', '.join(LOG_LEVELS)}", origin)
+        return level
+    if key == "allow_passwordless_bind":
+        flag = parse_bool(value)
+        if flag is None:
+            raise _bad(key, value, "true or false", origin)
+        return flag
+    if key == "wait_timeout":
+        text = str(value).strip()
+        if text.startswith("-") and text[1:].isdigit():
+            return 0  # Gas Town's `gt` reads a negative GT_DOLT_WAIT_TIMEOUT as "leave Dolt's"
+        return _count(key, value, origin)
+    if key == "log_keep":
+        return _count(key, value, origin, low=1)
+    if key in ("start_timeout", "stop_timeout", "drain_timeout", "log_max_mb", "backup_max_age_hours"):
+        return _seconds(key, value, origin)
+    if key == "watch_interval":
+        interval = _seconds(key, value, origin)
+        if interval < 0.1:
+            raise _bad(key, value, "at least 0.1 seconds", origin)
+        return interval
+    if key in ("server", "cluster"):
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, Mapping):
+            raise _bad(key, value, f"dolt.{key} must be a mapping (YAML keys under dolt.{key})", origin)
+        return _plain_tree(value)
+    return "" if value is None else str(value)
 
 
-def settings_from_mapping(values: Mapping[str, Any]) -> DoltSettings:
+def _plain_tree(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k): _plain_tree(v) if isinstance(v, Mapping) else v for k, v in value.items()}
+
+
+def settings_from_mapping(values: Mapping[str, Any], origins: Mapping[str, str] | None = None) -> DoltSettings:
     """Validate and coerce a mapping of setting names; unknown keys are ignored."""
+    origins = origins or {}
     merged = {**DEFAULTS, **{k: v for k, v in values.items() if k in DEFAULTS and v is not None}}
-    return DoltSettings(
-        host=_host(merged["host"]),
-        port=_port(merged["port"]),
-        user=str(merged["user"]),
-        password=str(merged["password"]),
-        binary=str(merged["binary"] or ""),
-        start_timeout=_seconds("start_timeout", merged["start_timeout"]),
-        stop_timeout=_seconds("stop_timeout", merged["stop_timeout"]),
-        log_level=_log_level(merged["log_level"]),
-        town_root=str(merged["town_root"] or ""),
-    )
+    return DoltSettings(**{key: _parse(key, merged[key], origins.get(key)) for key in DEFAULTS})
 
 
 def gt_env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -134,8 +266,20 @@ def resolve_settings(
     **flags: Any,
 ) -> DoltSettings:
     """defaults < config < GT_DOLT_* < flags (flags that are None are not given)."""
+    env = os.environ if environ is None else environ
     merged: dict[str, Any] = dict(DEFAULTS)
-    merged.update({k: v for k, v in (config or {}).items() if v is not None})
-    merged.update(gt_env_overrides(environ))
-    merged.update({k: v for k, v in flags.items() if v is not None})
-    return settings_from_mapping(merged)
+    origins: dict[str, str] = {}
+    for key, value in (config or {}).items():
+        if value is not None and key in DEFAULTS:
+            merged[key] = value
+            invoke_var = f"INVOKE_DOLT_{key.upper()}"
+            origins[key] = invoke_var if env.get(invoke_var) == str(value) else f"dolt.{key} in the Invoke config"
+    for var, key in GT_ENV.items():
+        if env.get(var, "").strip():
+            merged[key] = env[var]
+            origins[key] = var
+    for key, value in flags.items():
+        if value is not None:
+            merged[key] = value
+            origins[key] = FLAGS.get(key, f"--{key.replace('_', '-')}")
+    return settings_from_mapping(merged, origins)

@@ -1,23 +1,34 @@
-"""Talking to the server over the real MySQL protocol (PyMySQL, imported only when used)."""
+"""Talking to the server over the real MySQL protocol (PyMySQL, imported only where SQL is spoken).
+
+Every failure is classified once (`classify`): access denied is final and names the password
+setting; a refused connection means nobody listens; a timeout or a lost connection means a server
+that does not answer (frozen, overloaded); anything else is the server's own error message.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from .errors import AccessDenied, SqlFailure
+from .rigs import RESERVED
 from .settings import DoltSettings
 
 if TYPE_CHECKING:
     import pymysql
 
-# Databases every server shows that are not rigs.
-SYSTEM_DATABASES = frozenset({"information_schema", "mysql", "performance_schema", "sys"})
+T = TypeVar("T")
+Kind = Literal["denied", "refused", "timeout", "error"]
+
+ACCESS_DENIED = 1045
+CANT_CONNECT = 2003
+LOST = (2006, 2013)
 
 
 def connect(
     settings: DoltSettings, database: str | None = None, timeout: float = 2.0
 ) -> pymysql.connections.Connection:
-    """A connection with autocommit on; raises pymysql.err.OperationalError when it cannot."""
+    """A connection with autocommit on; raises pymysql.err.MySQLError when it cannot."""
     import pymysql
 
     return pymysql.connect(
@@ -27,33 +38,83 @@ def connect(
         password=settings.password,
         database=database,
         connect_timeout=max(timeout, 0.001),
-        read_timeout=max(timeout * 5, 5),
+        read_timeout=max(timeout * 5, 5),  # a frozen server must not hang us: bounded reads
+        write_timeout=max(timeout * 5, 5),
         autocommit=True,
         ssl_disabled=True,  # loopback by default; PyMySQL would build a TLS context per connect (~20 ms)
     )
+
+
+def classify(exc: BaseException) -> Kind:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if code == ACCESS_DENIED:
+        return "denied"
+    if code == CANT_CONNECT:
+        text = str(exc.args[-1]).lower()
+        return "timeout" if "timed out" in text else "refused"
+    if code in LOST or isinstance(exc, TimeoutError):
+        return "timeout"
+    return "error"
+
+
+def message_of(exc: BaseException) -> str:
+    return str(exc.args[-1]) if exc.args else str(exc)
+
+
+def denied(settings: DoltSettings, exc: BaseException) -> AccessDenied:
+    return AccessDenied.for_user(settings.user, settings.address, message_of(exc))
+
+
+def call(
+    settings: DoltSettings, work: Callable[[Any], T], *, what: str, timeout: float = 2.0, database: str | None = None
+) -> T:
+    """Connect, run `work(conn)`, close; every failure becomes one classified message."""
+    import pymysql
+
+    try:
+        conn = connect(settings, database=database, timeout=timeout)
+    except pymysql.err.MySQLError as exc:
+        raise _failure(settings, exc, what) from None
+    try:
+        return work(conn)
+    except pymysql.err.MySQLError as exc:
+        raise _failure(settings, exc, what) from None
+    finally:
+        conn.close()
+
+
+def _failure(settings: DoltSettings, exc: BaseException, what: str) -> AccessDenied | SqlFailure:
+    kind = classify(exc)
+    if kind == "denied":
+        return denied(settings, exc)
+    if kind == "refused":
+        return SqlFailure(
+            f"cannot {what}: nothing answers on {settings.address}; is the server running? check with: gt-dolt status"
+        )
+    if kind == "timeout":
+        return SqlFailure(
+            f"cannot {what}: the server on {settings.address} does not answer in time "
+            f"({message_of(exc)}); it may be frozen or overloaded: see gt-dolt doctor"
+        )
+    return SqlFailure(f"cannot {what}: the server said: {message_of(exc)}")
 
 
 def show_databases(conn: Any) -> list[str]:
     with conn.cursor() as cur:
         cur.execute("SHOW DATABASES")
         names = [row[0] for row in cur.fetchall()]
-    return sorted(n for n in names if n.lower() not in SYSTEM_DATABASES)
+    return sorted(n for n in names if n.lower() not in RESERVED)
 
 
 def served_databases(settings: DoltSettings, timeout: float = 2.0) -> list[str] | None:
-    """The rig databases the server lists, or None when it does not answer."""
-    import pymysql
+    """The rig databases the server lists, or None when it does not answer.
 
+    Refused credentials are not "does not answer": they raise AccessDenied naming the setting.
+    """
     try:
-        conn = connect(settings, timeout=timeout)
-    except pymysql.err.MySQLError:
+        return call(settings, show_databases, what="list the databases", timeout=timeout)
+    except SqlFailure:
         return None
-    try:
-        return show_databases(conn)
-    except pymysql.err.MySQLError:
-        return None
-    finally:
-        conn.close()
 
 
 def missing(expected: Iterable[str], served: Iterable[str]) -> list[str]:

@@ -1,4 +1,8 @@
-"""`dolt sql` for people: the real Dolt client against the server, or embedded when it is down."""
+"""`dolt sql` for people: the real Dolt client against the server, or embedded when it is down.
+
+Both modes start in the same database: --rig, else the town's `hq`, else the first rig by name;
+the choice is said in one line on stderr.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .binary import dolt_env, find_dolt
+from .discovery import find_running
 from .errors import NoRigs, RigError
-from .rigs import rigs_on_disk, validate_rig_name
-from .server import find_running
+from .rigs import Rig, rigs_on_disk, validate_rig_name
 from .settings import DoltSettings
 from .town import Town
+
+DEFAULT_RIG = "hq"
 
 
 @dataclass(frozen=True)
@@ -21,19 +27,28 @@ class SqlCommand:
     argv: list[str]
     cwd: Path
     env: dict[str, str]
-    note: str | None  # one line for the user, e.g. that the embedded engine is used
+    note: str  # one line for the user: which rig, which engine
 
 
-def sql_command(
-    town: Town, settings: DoltSettings, rig: str | None = None, query: str | None = None
-) -> SqlCommand:
+def default_rig(rigs: list[Rig]) -> Rig:
+    return next((rig for rig in rigs if rig.name == DEFAULT_RIG), rigs[0])
+
+
+def sql_command(town: Town, settings: DoltSettings, rig: str | None = None, query: str | None = None) -> SqlCommand:
     """The argv to run: the query travels as one argument, the password in the environment."""
     dolt = str(find_dolt(settings.binary))
     rigs = rigs_on_disk(town)
     if rig is not None:
         validate_rig_name(rig)
-    running = find_running(town, settings)
+    chosen = next((r for r in rigs if r.name == rig), None) if rig is not None else None
+    if rig is None and not rigs:
+        raise NoRigs.in_town(town.data_dir)
+    if rig is not None and chosen is None:
+        raise RigError(f"no rig {rig} in {town.data_dir}; create it: gt-dolt init-rig {rig}")
+    chosen = chosen or default_rig(rigs)
+    how = "" if rig is not None else " (the default; --rig NAME to choose)"
     tail = ["-q", query] if query is not None else []
+    running = find_running(town, settings)[0]
     if running is not None:
         argv = [
             dolt,
@@ -44,20 +59,16 @@ def sql_command(
             "--user",
             settings.user,
             "--no-tls",
+            "--use-db",
+            chosen.name,
+            "sql",
+            *tail,
         ]
-        if rig is not None:
-            argv += ["--use-db", rig]
         env = dolt_env({"DOLT_CLI_PASSWORD": settings.password})
-        return SqlCommand([*argv, "sql", *tail], town.data_dir, env, None)
-    if not rigs:
-        raise NoRigs(
-            f"the server is not running and there is no rig database in {town.data_dir}; "
-            "create one: gt-dolt init-rig <name>"
+        return SqlCommand(
+            argv, town.data_dir, env, f"sql: rig {chosen.name}{how}, through the server on port {running.port}"
         )
-    chosen = rigs[0] if rig is None else next((r for r in rigs if r.name == rig), None)
-    if chosen is None:
-        raise RigError(f"no rig {rig} in {town.data_dir}; create it: gt-dolt init-rig {rig}")
-    note = f"server not running: embedded dolt sql in rig {chosen.name} ({chosen.path})"
+    note = f"sql: rig {chosen.name}{how}; the server is not running, so Dolt's embedded engine opens {chosen.path}"
     return SqlCommand([dolt, "sql", *tail], chosen.path, dolt_env(), note)
 
 

@@ -1,4 +1,4 @@
-"""Finding a Gas Town workspace and the paths it shares with Gas Town's own `gt dolt`."""
+"""Finding a Gas Town workspace, and the paths it shares with Gas Town's own `gt dolt`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from .errors import NotInTown
 
 WORKTREE_DIRS = frozenset({"polecats", "crew"})
+MARKER = Path("mayor") / "town.json"
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,51 @@ class Town:
     def lock_file(self) -> Path:
         return self.daemon_dir / "dolt.lock"
 
+    @property
+    def config_file(self) -> Path:
+        """The managed sql-server config, where Gas Town's `gt` keeps it too."""
+        return self.data_dir / "config.yaml"
+
+    @property
+    def watch_log(self) -> Path:
+        return self.daemon_dir / "dolt-watch.log"
+
+    @property
+    def watch_lock(self) -> Path:
+        return self.daemon_dir / "dolt-watch.lock"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.root / ".dolt-backup"
+
+    @property
+    def dolt_root(self) -> Path:
+        """The server's own DOLT_ROOT_PATH in a clustered town (role and epoch live there)."""
+        return self.root / ".dolt-root"
+
     def rig_dir(self, name: str) -> Path:
         return self.data_dir / name
 
+    def relative(self, path: Path) -> str:
+        """A path as users see it in messages: relative to the town when it is inside."""
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
 
 def _is_town(path: Path) -> bool:
-    return (path / "mayor" / "town.json").is_file()
+    return (path / MARKER).is_file()
+
+
+def _explicit_root(value: str, where: str) -> Path:
+    root = Path(value).expanduser()
+    if not _is_town(root):
+        raise NotInTown(
+            f"{where}={value} is not a Gas Town workspace: {root / MARKER} does not exist; "
+            f"point {where} at the folder that holds mayor/town.json, or unset it"
+        )
+    return root.resolve()
 
 
 def find_town_root(
@@ -56,16 +96,15 @@ def find_town_root(
     configured: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Path:
-    """configured root > walk up to mayor/town.json > outermost mayor/ > GT_TOWN_ROOT.
+    """configured root > walk up to mayor/town.json > outermost bare mayor/ > GT_TOWN_ROOT.
 
     Inside a polecats/ or crew/ worktree a nested town (a rig's own clone) is not the town: the
-    walk goes on to the outermost one, as Gas Town's workspace finder does.
+    walk goes on to the outermost one, as Gas Town's workspace finder does.  A configured root and
+    GT_TOWN_ROOT must hold mayor/town.json: a mistyped variable must not create run files in some
+    unrelated folder.
     """
     if configured:
-        root = Path(configured).expanduser()
-        if not root.is_dir():
-            raise NotInTown(f"the configured town root {root} is not a folder; fix dolt.town_root")
-        return root.resolve()
+        return _explicit_root(os.fspath(configured), "dolt.town_root")
 
     here = Path(start or Path.cwd()).resolve()
     in_worktree = bool(WORKTREE_DIRS.intersection(here.parts))
@@ -78,19 +117,18 @@ def find_town_root(
             marked = folder
         elif (folder / "mayor").is_dir():
             mayor_only = folder
-    if marked or mayor_only:
-        return marked or mayor_only  # type: ignore[return-value]
+    found = marked or mayor_only
+    if found is not None:
+        return found
 
     env = os.environ if environ is None else environ
     fallback = env.get("GT_TOWN_ROOT", "").strip()
     if fallback:
-        root = Path(fallback).expanduser()
-        if root.is_dir():
-            return root.resolve()
-        raise NotInTown(f"GT_TOWN_ROOT={fallback} is not a folder; fix or unset it")
+        return _explicit_root(fallback, "GT_TOWN_ROOT")
     raise NotInTown(
-        f"not in a Gas Town workspace: no mayor/town.json in {here} or any folder above it; "
-        "cd into your town, or set GT_TOWN_ROOT (or dolt.town_root)"
+        f"not in a Gas Town workspace: neither mayor/town.json nor a mayor/ folder in {here} or any "
+        "folder above it; cd into your town, or set GT_TOWN_ROOT (or dolt.town_root) to the folder "
+        "that holds mayor/town.json"
     )
 
 

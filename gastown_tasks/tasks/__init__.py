@@ -1,1 +1,1 @@
-"""Thin Invoke adapters over gastown_tasks.ops: arguments in, an ops call, output and exit code."""
+"""Thin Invoke adapters: the dolt collection built from the command surface, and onboarding."""

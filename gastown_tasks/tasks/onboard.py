@@ -2,42 +2,23 @@
 
     onboard <- dolt-installed <- legacy-migrated <- rigs-exist <- server-verified
 
-The rigs a town needs are listed in config, `onboard.rigs` (default: ["hq"]).  A second run
-changes nothing and says that everything is in place.
+The rigs a town needs are `onboard.rigs` (default "hq"; text "hq,gastown" or a list in
+invoke.yaml; INVOKE_ONBOARD_RIGS=hq,gastown).  A second run changes nothing and says so.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from invoke import Context, task
 
-from ..ops import dolt_build, server, sqlclient
-from ..ops import migrate as migration
-from ..ops.errors import StartFailed
-from ..ops.rigadmin import init_rig
-from ..ops.rigs import rigs_on_disk, validate_rig_name
-from .config import reports_errors, town_and_settings
-
-DEFAULT_RIGS = ("hq",)
-
-
-def configured_rigs(c: Context) -> list[str]:
-    try:
-        tree: Any = c.config.get("onboard", None)
-        rigs = tree.get("rigs", DEFAULT_RIGS) if tree is not None else DEFAULT_RIGS
-    except Exception:
-        rigs = DEFAULT_RIGS
-    if isinstance(rigs, str):
-        rigs = [name.strip() for name in rigs.split(",") if name.strip()]
-    return [validate_rig_name(str(name)) for name in rigs]
+from ..ops import gobuild, onboarding
+from .config import env_of, reports_errors, town_and_settings
 
 
 @task(name="dolt-installed")
 @reports_errors
 def dolt_installed(c: Context) -> None:
     """Step 1: the pinned Dolt is built (the same build step as the README setup)."""
-    result = dolt_build.ensure_dolt()
+    result = gobuild.ensure_dolt()
     print(f"ok: {result.version} ({'built now' if result.built else 'already built'})")
 
 
@@ -46,30 +27,16 @@ def dolt_installed(c: Context) -> None:
 def legacy_migrated(c: Context) -> None:
     """Step 2: databases in the old .beads/dolt/beads layout are moved into .dolt-data."""
     town, settings = town_and_settings(c)
-    pending = [move for move in migration.find_moves(town) if not move.blocked]
-    if not pending:
-        print("ok: no old .beads layout to migrate")
-        return
-    running = server.find_running(town, settings)
-    if running is not None:
-        server.stop(town, settings)
-        print(f"stopped the server (pid {running.pid}) to migrate")
-    report = migration.migrate(town, settings)
-    print(f"ok: migrated {', '.join(move.rig for move in report.moved)}")
+    print(onboarding.migrate_legacy(town, settings, print))
 
 
 @task(name="rigs-exist", pre=[legacy_migrated])
 @reports_errors
 def rigs_exist(c: Context) -> None:
-    """Step 3: every configured rig database exists (init-rig for each missing one)."""
+    """Step 3: every rig in onboard.rigs exists (init-rig for each missing one)."""
     town, settings = town_and_settings(c)
-    have = {rig.name for rig in rigs_on_disk(town)}
-    wanted = configured_rigs(c)
-    for name in wanted:
-        if name not in have:
-            path, _ = init_rig(town, settings, name)
-            print(f"created rig {name} at {path}")
-    print(f"ok: rigs {', '.join(wanted)} exist")
+    wanted = onboarding.configured_rigs(env_of(c).tree("onboard").get("rigs"))
+    print(onboarding.ensure_rigs(town, settings, wanted, print))
 
 
 @task(name="server-verified", pre=[rigs_exist])
@@ -77,19 +44,13 @@ def rigs_exist(c: Context) -> None:
 def server_verified(c: Context) -> None:
     """Step 4: the server runs and serves every rig on disk."""
     town, settings = town_and_settings(c)
-    result = server.start(town, settings)
-    served = sqlclient.served_databases(settings.with_overrides(port=result.port)) or []
-    missing = sqlclient.missing([rig.name for rig in rigs_on_disk(town)], served)
-    if missing:
-        raise StartFailed(
-            f"the server runs (pid {result.pid}) but does not serve {', '.join(missing)}; "
-            "run: gt-dolt restart, then gt-dolt logs"
-        )
-    state = "started" if result.started else "already running"
-    print(f"ok: server {state} on {result.host}:{result.port}, serving {', '.join(served)}")
+    print(onboarding.verify_server(town, settings, print))
 
 
 @task(pre=[server_verified])
 def onboard(c: Context) -> None:
     """Set up this town for development: Dolt, migration, rigs, a verified server."""
     print("onboard: everything is in place")
+
+
+STEPS = (onboard, dolt_installed, legacy_migrated, rigs_exist, server_verified)

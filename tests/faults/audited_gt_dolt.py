@@ -18,23 +18,25 @@ import sys
 import threading
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+# event -> ((path argument, its dir_fd argument or None), ...): the package works through folder
+# descriptors, so a relative path is resolved against the folder its descriptor names.
 PATH_EVENTS = {
-    "os.remove": (0,),
-    "os.rmdir": (0,),
-    "os.mkdir": (0,),
-    "os.chmod": (0,),
-    "os.chown": (0,),
-    "os.truncate": (0,),
-    "os.utime": (0,),
-    "os.mkfifo": (0,),
-    "os.mknod": (0,),
-    "os.rename": (0, 1),  # os.replace raises os.rename too
-    "os.symlink": (1,),
-    "os.link": (1,),
-    "shutil.rmtree": (0,),
-    "shutil.move": (0, 1),
-    "shutil.copyfile": (1,),
-    "shutil.copytree": (1,),
+    "os.remove": ((0, 1),),
+    "os.rmdir": ((0, 1),),
+    "os.mkdir": ((0, 2),),
+    "os.chmod": ((0, 2),),
+    "os.chown": ((0, 3),),
+    "os.truncate": ((0, None),),
+    "os.utime": ((0, 3),),
+    "os.mkfifo": ((0, 2),),
+    "os.mknod": ((0, 3),),
+    "os.rename": ((0, 2), (1, 3)),  # os.replace raises os.rename too
+    "os.symlink": ((1, 2),),
+    "os.link": ((1, 3),),
+    "shutil.rmtree": ((0, 1),),
+    "shutil.move": ((0, None), (1, None)),
+    "shutil.copyfile": ((1, None),),
+    "shutil.copytree": ((1, None),),
 }
 PROCESS_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.spawn", "os.posix_spawn", "os.fork")
 SIGNAL_EVENTS = ("os.kill", "os.killpg", "signal.pthread_kill")
@@ -46,7 +48,14 @@ _fd = os.open(os.environ["GT_AUDIT_LOG"], os.O_WRONLY | os.O_CREAT | os.O_APPEND
 _busy = threading.local()
 
 
-def _path(value: object) -> str | None:
+def _path(value: object, dir_fd: object = None) -> str | None:
+    if isinstance(value, str | bytes | os.PathLike) and isinstance(dir_fd, int) and dir_fd >= 0:
+        text = os.fsdecode(os.fspath(value))
+        if not os.path.isabs(text):
+            try:
+                return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), text)
+            except OSError:
+                return None
     if isinstance(value, int):
         try:
             return os.readlink(f"/proc/self/fd/{value}")
@@ -69,6 +78,8 @@ def _hook(event: str, args: tuple) -> None:
     _busy.on = True
     try:
         if event == "open":
+            if getattr(_busy, "in_os_open", False):
+                return  # recorded by the os.open wrapper below, which knows the folder descriptor
             path, mode, flags = (list(args) + [None, None, None])[:3]
             writes = (isinstance(flags, int) and flags & WRITE_FLAGS) or (
                 isinstance(mode, str) and any(ch in mode for ch in "wax+")
@@ -77,7 +88,11 @@ def _hook(event: str, args: tuple) -> None:
             if writes and where:
                 _record({"event": "open-write", "paths": [where]})
         elif event in PATH_EVENTS:
-            paths = [_path(args[i]) for i in PATH_EVENTS[event] if i < len(args)]
+            paths = [
+                _path(args[i], args[d] if d is not None and d < len(args) else None)
+                for i, d in PATH_EVENTS[event]
+                if i < len(args)
+            ]
             _record({"event": event, "paths": [p for p in paths if p]})
         elif event == "subprocess.Popen":  # (executable, args, cwd, env); shell=True shows as sh -c
             argv = args[1]
@@ -93,6 +108,22 @@ def _hook(event: str, args: tuple) -> None:
         _busy.on = False
 
 
+_real_os_open = os.open
+
+
+def _os_open(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+    if flags & WRITE_FLAGS:
+        where = _path(path, dir_fd)
+        if where:
+            _record({"event": "open-write", "paths": [where]})
+    _busy.in_os_open = True
+    try:
+        return _real_os_open(path, flags, mode, dir_fd=dir_fd)
+    finally:
+        _busy.in_os_open = False
+
+
+os.open = _os_open
 sys.addaudithook(_hook)
 sys.argv = ["gt-dolt", *sys.argv[1:]]
 runpy.run_module("gastown_tasks", run_name="__main__", alter_sys=True)

@@ -13,7 +13,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import psutil
 
 from conftest import GT_DOLT, TownFixture, end  # noqa: F401 - end is re-exported to the fault tests
 from gastown_tasks.ops import sqlclient
+from gastown_tasks.ops.polling import poll_until
 
 HERE = Path(__file__).parent
 AUDITED = HERE / "audited_gt_dolt.py"
@@ -31,19 +31,12 @@ SLEEPER = "import sys, time; print('up', flush=True); time.sleep(600)"
 
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 60) -> None:
     """Poll `condition` until it is true; fail naming `what` (the event) after `timeout`."""
-    deadline = time.monotonic() + timeout
-    delay = 0.002
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {timeout:g}s for: {what}"
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+    assert poll_until(condition, timeout) is not None, f"waited {timeout:g}s for: {what}"
 
 
 def sleeper() -> subprocess.Popen[str]:
     """A live process that is not Dolt and serves nothing: a pid to plant in our files."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SLEEPER], stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
+    proc = subprocess.Popen([sys.executable, "-c", SLEEPER], stdout=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
     return proc
 
@@ -70,9 +63,7 @@ def kill_9(pid: int) -> None:
 
 
 def wait_for_sql(t: TownFixture, timeout: float = 60) -> None:
-    wait_until(
-        lambda: sqlclient.served_databases(t.settings, timeout=1) is not None, "the server to answer SQL"
-    )
+    wait_until(lambda: sqlclient.served_databases(t.settings, timeout=1) is not None, "the server to answer SQL")
 
 
 def gt_dolt_popen(t: TownFixture, *args: str, audit: Path | None = None, **env: str) -> subprocess.Popen[str]:

@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, dolt_trees, end, kill_9, wait_for_sql
 
 from conftest import TownFixture, fake_dolt, foreign_listener, free_port, spawn_dolt_by_hand
+from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, dolt_trees, end, kill_9, wait_for_sql
 from gastown_tasks.ops import server
 from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.runfiles import read_pid_file, read_state
@@ -93,9 +93,7 @@ def test_doctor_fails_on_a_port_held_by_someone_else_and_names_the_holder(rigged
         end(holder)
 
 
-def test_doctor_warns_on_a_stale_pid_file_and_fix_removes_only_that(
-    rigged_town: TownFixture, tmp_path: Path
-) -> None:
+def test_doctor_warns_on_a_stale_pid_file_and_fix_removes_only_that(rigged_town: TownFixture, tmp_path: Path) -> None:
     t = rigged_town
     started = server.start(t.town, t.settings)
     kill_9(started.pid)
@@ -114,7 +112,7 @@ def test_doctor_warns_on_a_stale_pid_file_and_fix_removes_only_that(
     assert f"fixed: marked {t.town.state_file} stopped" in fixed.stdout
     after = lines_by_check(fixed.stdout)
     assert all(level(after, name) == "ok" for name in CHECKS), fixed.stdout
-    assert not t.town.pid_file.exists() and read_state(t.town.state_file).data["running"] is False
+    assert not t.town.pid_file.exists() and read_state(t.town).to_json()["running"] is False
     assert dolt_trees(t.root) == trees
     events = audit_events(audit)
     touched = {p for e in events for p in e.get("paths", [])} - {"/dev/null"}
@@ -131,9 +129,7 @@ def _only_dolt_version(events: list[dict]) -> bool:
 
 
 @pytest.mark.parametrize("content", [b"{", b"\xff\xfe", b"[]"], ids=["truncated", "not-utf8", "a-list"])
-def test_doctor_fix_replaces_a_corrupt_state_file_and_keeps_a_copy(
-    rigged_town: TownFixture, content: bytes
-) -> None:
+def test_doctor_fix_replaces_a_corrupt_state_file_and_keeps_a_copy(rigged_town: TownFixture, content: bytes) -> None:
     t = rigged_town
     t.town.state_file.write_bytes(content)
     done = t.gt_dolt("doctor")
@@ -143,7 +139,7 @@ def test_doctor_fix_replaces_a_corrupt_state_file_and_keeps_a_copy(
     assert_clean(fixed, 0)
     assert f"fixed: replaced the unreadable {t.town.state_file}" in fixed.stdout
     assert level(lines_by_check(fixed.stdout), "state file") == "ok"
-    assert read_state(t.town.state_file).problem is None
+    assert read_state(t.town).problem is None
     assert (t.town.daemon_dir / "dolt-state.json.corrupt").read_bytes() == content
 
 
@@ -157,16 +153,14 @@ def test_doctor_fix_on_a_running_server_records_it_and_never_signals_it(
     done = t.gt_dolt("doctor")
     assert_clean(done, 0)
     lines = lines_by_check(done.stdout)
-    assert (
-        level(lines, "pid file") == "warn" and f"this town's server is pid {started.pid}" in lines["pid file"]
-    )
+    assert level(lines, "pid file") == "warn" and f"this town's server is pid {started.pid}" in lines["pid file"]
     assert level(lines, "state file") == "warn"
     audit = tmp_path / "audit.jsonl"
     fixed = audited_gt_dolt(t, audit, "doctor", "--fix", GT_AUDIT_PROTECT=str(started.pid))
     assert_clean(fixed, 0)
     assert f"fixed: recorded the running server (pid {started.pid})" in fixed.stdout
     assert all(level(lines_by_check(fixed.stdout), name) == "ok" for name in CHECKS), fixed.stdout
-    assert read_pid_file(t.town.pid_file).pid == started.pid
+    assert read_pid_file(t.town).pid == started.pid
     state = json.loads(t.town.state_file.read_text())
     assert state["running"] is True and state["pid"] == started.pid and state["databases"] == ["hq"]
     assert _only_dolt_version(audit_events(audit)) and alive(started.pid)
@@ -185,14 +179,11 @@ def test_doctor_warns_on_an_orphan_server_of_this_town_on_another_port(
         assert_clean(done, 0)
         lines = lines_by_check(done.stdout)
         assert level(lines, "orphans") == "warn"
-        assert (
-            f"pid {by_hand.pid} (port {other.port})" in lines["orphans"]
-            and "does not name it" in lines["orphans"]
-        )
+        assert f"pid {by_hand.pid} (port {other.port})" in lines["orphans"] and "does not name it" in lines["orphans"]
         assert level(lines, "port") == "warn" and f"listens on {other.port}" in lines["port"]
         assert "fix: gt-dolt restart" in lines["port"]
         assert_clean(t.gt_dolt("doctor", "--fix"), 0)
-        assert read_pid_file(t.town.pid_file).pid == by_hand.pid
+        assert read_pid_file(t.town).pid == by_hand.pid
         assert by_hand.poll() is None
     finally:
         server.stop(t.town, t.settings)

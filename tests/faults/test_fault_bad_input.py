@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from faultkit import assert_clean
 
 from conftest import TownFixture
+from faultkit import assert_clean
 from gastown_tasks.ops import server
 from gastown_tasks.ops.errors import RigError
 from gastown_tasks.ops.rigadmin import init_rig
@@ -40,9 +40,7 @@ BAD_RIG_NAMES = {
 def tree(root: Path) -> list[str]:
     """Every path under root (hidden ones too), to prove nothing was created."""
     return sorted(
-        str(Path(folder, name).relative_to(root))
-        for folder, dirs, files in os.walk(root)
-        for name in dirs + files
+        str(Path(folder, name).relative_to(root)) for folder, dirs, files in os.walk(root) for name in dirs + files
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -9,11 +10,10 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import filelock
 import pytest
-from faultkit import alive, assert_clean, audit_events, end, gt_dolt_popen, wait_until
 
 from conftest import TownFixture, fake_dolt
+from faultkit import alive, assert_clean, audit_events, end, gt_dolt_popen, wait_until
 from gastown_tasks.ops import server
 from gastown_tasks.ops.locking import town_lock
 from gastown_tasks.ops.runfiles import read_pid_file, read_state
@@ -29,13 +29,13 @@ def assert_consistent(t: TownFixture) -> None:
     assert len(servers) <= 1, [p.pid for p in servers]
     if servers:
         assert status.returncode == 0 and report["running"] and report["pid"] == servers[0].pid
-        assert read_pid_file(t.town.pid_file).pid == servers[0].pid
-        state = read_state(t.town.state_file).data
+        assert read_pid_file(t.town).pid == servers[0].pid
+        state = read_state(t.town).to_json()
         assert state["running"] is True and state["pid"] == servers[0].pid
     else:
         assert status.returncode == 3 and not report["running"], status.stdout
         assert not t.town.pid_file.exists()
-        assert read_state(t.town.state_file).data.get("running") is not True
+        assert read_state(t.town).to_json().get("running") is not True
 
 
 # --- case 7 ----------------------------------------------------------------------------------
@@ -66,9 +66,7 @@ def test_concurrent_starts_in_one_process_leave_one_server(rigged_town: TownFixt
 
 
 @pytest.mark.parametrize("round_", range(3))
-def test_concurrent_starts_and_stops_end_in_a_state_status_agrees_with(
-    rigged_town: TownFixture, round_: int
-) -> None:
+def test_concurrent_starts_and_stops_end_in_a_state_status_agrees_with(rigged_town: TownFixture, round_: int) -> None:
     t = rigged_town
     commands = ["start", "stop", "start", "stop", "start", "restart", "stop", "start"]
     commands = commands[round_:] + commands[:round_]
@@ -102,13 +100,9 @@ def test_ctrl_c_while_waiting_for_readiness_kills_the_child_and_releases_the_loc
 ) -> None:
     """A fake that never answers keeps start waiting; Ctrl-C then must leave nothing behind."""
     t = rigged_town
-    job = gt_dolt_popen(
-        t, "start", "--timeout", "600", INVOKE_DOLT_BINARY=str(fake_dolt("dolt-fake-never-ready"))
-    )
+    job = gt_dolt_popen(t, "start", "--timeout", "600", INVOKE_DOLT_BINARY=str(fake_dolt("dolt-fake-never-ready")))
     try:
-        wait_until(
-            lambda: t.servers() and t.town.pid_file.exists(), "the fake server to be launched and recorded"
-        )
+        wait_until(lambda: t.servers() and t.town.pid_file.exists(), "the fake server to be launched and recorded")
         child = t.servers()[0].pid
         code, _, err = _ctrl_c(job)
     finally:
@@ -116,7 +110,7 @@ def test_ctrl_c_while_waiting_for_readiness_kills_the_child_and_releases_the_loc
     assert code == 130 and "interrupted" in err and "Traceback" not in err
     assert not alive(child) and not t.servers()
     assert not t.town.pid_file.exists()
-    assert read_state(t.town.state_file).data["running"] is False
+    assert read_state(t.town).to_json()["running"] is False
     assert _lock_is_free(t)
 
 
@@ -143,9 +137,7 @@ def test_ctrl_c_during_a_real_start_leaves_no_untracked_server_and_releases_the_
     assert_clean(t.gt_dolt("start"), 0)
 
 
-def test_ctrl_c_while_waiting_for_the_town_lock_starts_nothing(
-    rigged_town: TownFixture, tmp_path: Path
-) -> None:
+def test_ctrl_c_while_waiting_for_the_town_lock_starts_nothing(rigged_town: TownFixture, tmp_path: Path) -> None:
     t = rigged_town
     audit = tmp_path / "audit.jsonl"
     with town_lock(t.town, wait=0):
@@ -154,8 +146,7 @@ def test_ctrl_c_while_waiting_for_the_town_lock_starts_nothing(
 
             def tried_the_lock() -> bool:
                 return any(
-                    e["event"] == "open-write" and e["paths"] == [str(t.town.lock_file)]
-                    for e in audit_events(audit)
+                    e["event"] == "open-write" and e["paths"] == [str(t.town.lock_file)] for e in audit_events(audit)
                 )
 
             wait_until(tried_the_lock, "gt-dolt start to open the lock file (we hold it, so it waits)")
@@ -171,8 +162,6 @@ def test_ctrl_c_while_waiting_for_the_town_lock_starts_nothing(
 def test_lock_is_a_kernel_flock_that_other_tools_see(rigged_town: TownFixture) -> None:
     """Gas Town's gt takes the same flock: while we hold it, another holder must wait."""
     t = rigged_town
-    with town_lock(t.town, wait=0):
-        other = filelock.FileLock(str(t.town.lock_file), timeout=0, thread_local=False)
-        with pytest.raises(filelock.Timeout):
-            other.acquire()
+    with town_lock(t.town, wait=0), open(t.town.lock_file, "rb") as other, pytest.raises(BlockingIOError):
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     assert _lock_is_free(t)

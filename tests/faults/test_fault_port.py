@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, end, wait_for_sql
 
 from conftest import TownFixture, cleanup_town, foreign_listener, free_port, make_town, spawn_dolt_by_hand
+from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, end, wait_for_sql
 from gastown_tasks.ops import server
 from gastown_tasks.ops.errors import PortInUse
 from gastown_tasks.ops.runfiles import read_pid_file
@@ -121,12 +121,10 @@ def test_a_copied_town_never_stops_the_original_towns_server(other_town: TownFix
 
     assert alive(b_server.pid)
     assert [e for e in audit_events(audit) if e["event"] in ("os.kill", "os.killpg")] == []
-    assert read_pid_file(b.town.pid_file).pid == b_server.pid
+    assert read_pid_file(b.town).pid == b_server.pid
 
 
-def test_this_towns_server_on_another_port_is_found_not_duplicated(
-    rigged_town: TownFixture, dolt_binary: Path
-) -> None:
+def test_this_towns_server_on_another_port_is_found_not_duplicated(rigged_town: TownFixture, dolt_binary: Path) -> None:
     """Started by hand on port Q with no pid file; the town is configured for port P.
 
     A second server on the same data dir would die on Dolt's lock, so start must see it.

@@ -6,9 +6,9 @@ import shutil
 import subprocess
 
 import pytest
-from faultkit import alive, assert_clean, end, kill_9, wait_for_sql
 
 from conftest import TownFixture, fake_dolt
+from faultkit import alive, assert_clean, end, kill_9, wait_for_sql
 from gastown_tasks.ops import server
 from gastown_tasks.ops.runfiles import read_pid_file, read_state
 
@@ -21,7 +21,7 @@ def test_sigkilled_server_reads_stopped_with_pid_file_left_and_start_brings_back
     """Case 1, real Dolt: SIGKILL, then status (exit 1), start recovers, the rows are there."""
     t = rigged_town
     assert_clean(t.gt_dolt("start"), 0)
-    pid = read_pid_file(t.town.pid_file).pid
+    pid = read_pid_file(t.town).pid
     assert pid is not None
     t.query("CREATE TABLE beads (id INT PRIMARY KEY, title VARCHAR(40))", "hq")
     t.query("INSERT INTO beads VALUES (1, 'before the kill'), (2, 'also committed')", "hq")
@@ -55,7 +55,7 @@ def test_stop_after_sigkill_cleans_the_stale_pid_file_and_says_not_running(rigge
     assert_clean(stop, 0)
     assert "removed a stale pid file" in stop.stdout and "is not running" in stop.stdout
     assert not t.town.pid_file.exists()
-    assert read_state(t.town.state_file).data["running"] is False
+    assert read_state(t.town).to_json()["running"] is False
     assert_clean(t.gt_dolt("status"), 3)
 
 

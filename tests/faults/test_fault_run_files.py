@@ -8,6 +8,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from conftest import TownFixture, spawn_dolt_by_hand
 from faultkit import (
     alive,
     assert_clean,
@@ -18,8 +20,6 @@ from faultkit import (
     sleeper,
     wait_for_sql,
 )
-
-from conftest import TownFixture, spawn_dolt_by_hand
 from gastown_tasks.ops import server
 from gastown_tasks.ops.runfiles import read_pid_file, read_state
 
@@ -68,7 +68,7 @@ def test_pid_file_naming_a_live_unrelated_process_reads_not_running_and_nothing_
         start = audited_gt_dolt(t, audit, "start", GT_AUDIT_PROTECT=str(other.pid))
         assert_clean(start, 0)
         assert "removed a stale pid file" in start.stdout and "dolt sql-server started" in start.stdout
-        new_pid = read_pid_file(t.town.pid_file).pid
+        new_pid = read_pid_file(t.town).pid
         assert new_pid not in (None, other.pid) and [p.pid for p in t.servers()] == [new_pid]
 
         assert alive(other.pid)
@@ -77,9 +77,7 @@ def test_pid_file_naming_a_live_unrelated_process_reads_not_running_and_nothing_
         end(other)
 
 
-def test_pid_file_naming_the_caller_itself_is_never_signalled(
-    rigged_town: TownFixture, tmp_path: Path
-) -> None:
+def test_pid_file_naming_the_caller_itself_is_never_signalled(rigged_town: TownFixture, tmp_path: Path) -> None:
     """The pid file names the process that runs gt-dolt (here: pytest); stop must not touch it."""
     t = rigged_town
     audit = tmp_path / "audit.jsonl"
@@ -119,7 +117,7 @@ def test_bad_pid_file_is_reported_and_start_replaces_it(rigged_town: TownFixture
     start = t.gt_dolt("start")
     assert_clean(start, 0)
     assert "removed a stale pid file" in start.stdout
-    started = read_pid_file(t.town.pid_file)
+    started = read_pid_file(t.town)
     assert started.problem is None and [p.pid for p in t.servers()] == [started.pid]
     assert_clean(t.gt_dolt("status"), 0)
 
@@ -157,7 +155,7 @@ def test_garbage_pid_file_beside_a_running_server_is_reported_and_rewritten(rigg
     again = t.gt_dolt("start")
     assert_clean(again, 0)
     assert "already running" in again.stdout and f"recorded pid {started.pid}" in again.stdout
-    assert read_pid_file(t.town.pid_file).pid == started.pid
+    assert read_pid_file(t.town).pid == started.pid
 
 
 def test_pid_file_that_is_a_folder_is_reported_not_a_traceback(rigged_town: TownFixture) -> None:
@@ -200,11 +198,11 @@ def test_corrupt_state_file_warns_counts_as_unknown_and_start_rewrites_it(
     start = t.gt_dolt("start")
     assert_clean(start, 0)
     assert "treating the state as unknown" in start.stdout
-    state = read_state(t.town.state_file)
+    state = read_state(t.town)
     assert state.problem is None
-    assert state.data["running"] is True and state.data["pid"] == read_pid_file(t.town.pid_file).pid
+    assert state.running is True and state.pid == read_pid_file(t.town).pid
     assert_clean(t.gt_dolt("stop"), 0)
-    assert read_state(t.town.state_file).data["running"] is False
+    assert read_state(t.town).to_json()["running"] is False
 
 
 WRONG_TYPED_STATES = {
@@ -218,15 +216,13 @@ WRONG_TYPED_STATES = {
 
 
 @pytest.mark.parametrize("state", WRONG_TYPED_STATES.values(), ids=WRONG_TYPED_STATES.keys())
-def test_state_file_with_wrong_typed_fields_is_survived_by_every_command(
-    rigged_town: TownFixture, state: dict
-) -> None:
+def test_state_file_with_wrong_typed_fields_is_survived_by_every_command(rigged_town: TownFixture, state: dict) -> None:
     t = rigged_town
     t.town.daemon_dir.mkdir(exist_ok=True)
     t.town.state_file.write_text(json.dumps(state))
     assert_clean(t.gt_dolt("status"), 3)
     assert_clean(t.gt_dolt("start"), 0)
-    assert read_state(t.town.state_file).data["pid"] == read_pid_file(t.town.pid_file).pid
+    assert read_state(t.town).to_json()["pid"] == read_pid_file(t.town).pid
     assert_clean(t.gt_dolt("status"), 0)
     assert_clean(t.gt_dolt("stop"), 0)
 
@@ -262,4 +258,4 @@ def test_killed_server_with_state_still_saying_running_reads_stopped(rigged_town
     assert_clean(status, 3)
     assert json.loads(status.stdout)["running"] is False
     assert_clean(t.gt_dolt("stop"), 0)
-    assert read_state(t.town.state_file).data["running"] is False
+    assert read_state(t.town).to_json()["running"] is False

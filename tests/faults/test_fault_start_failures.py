@@ -8,21 +8,28 @@ import sys
 from pathlib import Path
 
 import pytest
-from faultkit import READONLY, assert_clean
 
 from conftest import TownFixture, fake_dolt
+from faultkit import READONLY, assert_clean
 from gastown_tasks.ops import server
 from gastown_tasks.ops.errors import StartFailed
 from gastown_tasks.ops.runfiles import read_state
 
 pytestmark = pytest.mark.faults
 
+TOWN_TASKS = """
+from invoke import Collection
+import gastown_tasks
+ns = Collection()
+gastown_tasks.add_dolt(ns)
+"""
+
 
 def assert_nothing_left(t: TownFixture) -> None:
     """No pid file, no process, and the state says it is not running."""
     assert not t.town.pid_file.exists()
     assert not t.servers()
-    assert read_state(t.town.state_file).data.get("running") is False
+    assert read_state(t.town).to_json().get("running") is False
 
 
 # --- case 9: the server dies during start-up -------------------------------------------------
@@ -61,14 +68,16 @@ def test_database_dolt_skips_fails_the_start_at_once_naming_the_rig_and_dolts_re
     assert_nothing_left(t)
 
 
-def test_real_dolt_that_cannot_bind_its_host_fails_the_start_with_dolts_reason(
+def test_real_dolt_that_refuses_a_config_value_fails_the_start_with_dolts_reason(
     rigged_town: TownFixture,
 ) -> None:
-    """A host that is not an address of this machine (TEST-NET-1): Dolt's bind fails."""
+    """A value our key check accepts but Dolt refuses (a system variable it will not take)."""
     t = rigged_town
-    done = t.gt_dolt("start", GT_DOLT_HOST="192.0.2.1")
+    (t.root / "tasks.py").write_text(TOWN_TASKS)
+    (t.root / "invoke.yaml").write_text("dolt:\n  server:\n    system_variables:\n      dolt_log_level: warn\n")
+    done = t.gt_dolt("start")
     assert_clean(done, 1)
-    assert "exited with code 1" in done.stderr and "cannot assign requested address" in done.stderr
+    assert "exited with code 1" in done.stderr and "dolt_log_level" in done.stderr
     assert_nothing_left(t)
 
 
@@ -124,7 +133,7 @@ def test_daemon_that_is_a_file_fails_every_command_cleanly_and_starts_nothing(
     t.town.daemon_dir.write_text("not a folder\n")
     start = t.gt_dolt("start")
     assert_clean(start, 1)
-    assert f"cannot write in {t.town.daemon_dir}" in start.stderr and "folder" in start.stderr
+    assert f"{t.town.daemon_dir} is a file, not a folder" in start.stderr
     assert not t.servers()
     for command in ("stop", "restart"):
         done = t.gt_dolt(command)
@@ -132,7 +141,7 @@ def test_daemon_that_is_a_file_fails_every_command_cleanly_and_starts_nothing(
         assert str(t.town.daemon_dir) in done.stderr
     status = t.gt_dolt("status")
     assert_clean(status, 3)
-    assert f"{t.town.daemon_dir} is not a folder" in status.stdout
+    assert f"{t.town.daemon_dir} is a file, not a folder" in status.stdout
     assert t.town.daemon_dir.read_text() == "not a folder\n"
     assert not t.servers()
 
@@ -142,9 +151,7 @@ def mount_namespaces() -> None:
     unshare = shutil.which("unshare")
     if unshare is None:
         pytest.skip("unshare(1) is not installed: the read-only mount case needs it")
-    probe = subprocess.run(
-        [unshare, "--mount", "--propagation", "private", "true"], capture_output=True, text=True
-    )
+    probe = subprocess.run([unshare, "--mount", "--propagation", "private", "true"], capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.skip(f"cannot make a mount namespace here: {probe.stderr.strip()}")
 
@@ -160,13 +167,11 @@ def test_read_only_daemon_fails_start_before_anything_is_started(
     command = ["unshare", "--mount", "--propagation", "private"]
     command += [sys.executable, str(READONLY), str(t.town.daemon_dir)]
     for action, code in (("start", 1), ("stop", 1), ("status", 3), ("doctor", 1)):
-        done = subprocess.run(
-            [*command, action], cwd=t.root, env=t.env(), capture_output=True, text=True, timeout=120
-        )
+        done = subprocess.run([*command, action], cwd=t.root, env=t.env(), capture_output=True, text=True, timeout=120)
         assert "daemon is read-only" in done.stderr  # the fault really was in place
         assert_clean(done, code)
         if action in ("start", "stop"):
-            assert str(t.town.daemon_dir) in done.stderr and "Read-only file system" in done.stderr
+            assert str(t.town.daemon_dir) in done.stderr and "the file system is read-only" in done.stderr
         if action == "doctor":
             assert f"fail daemon: {t.town.daemon_dir} is on a read-only mount" in done.stdout
         assert not t.servers()

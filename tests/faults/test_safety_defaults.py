@@ -12,6 +12,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+import gastown_tasks
+from conftest import GT_DOLT, TownFixture, fake_dolt
 from faultkit import (
     alive,
     assert_clean,
@@ -22,9 +25,6 @@ from faultkit import (
     wait_for_sql,
     wait_until,
 )
-
-import gastown_tasks
-from conftest import GT_DOLT, TownFixture, fake_dolt
 from gastown_tasks.ops import server
 from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.runfiles import read_pid_file
@@ -36,9 +36,7 @@ SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "fish", "csh", "tcsh"}
 
 
 def listen_addresses(pid: int) -> set[str]:
-    return {
-        c.laddr.ip for c in psutil.Process(pid).net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN
-    }
+    return {c.laddr.ip for c in psutil.Process(pid).net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
 
 
 # --- loopback only ---------------------------------------------------------------------------
@@ -55,17 +53,18 @@ def test_gt_dolt_server_listens_on_loopback_only_and_its_command_line_says_so(
 ) -> None:
     t = rigged_town
     assert_clean(t.gt_dolt("start"), 0)
-    pid = read_pid_file(t.town.pid_file).pid
+    pid = read_pid_file(t.town).pid
     assert pid is not None and listen_addresses(pid) == {"127.0.0.1"}
     args = psutil.Process(pid).cmdline()
-    assert args[args.index("--host") + 1] == "127.0.0.1"
+    assert args[args.index("--config") + 1] == str(t.town.config_file)
+    assert '  host: "127.0.0.1"' in t.town.config_file.read_text().splitlines()
 
 
 def test_another_host_is_used_only_when_configured(rigged_town: TownFixture) -> None:
     """GT_DOLT_HOST=127.0.0.2 (still loopback, so the test exposes nothing) is honoured."""
     t = rigged_town
     assert_clean(t.gt_dolt("start", GT_DOLT_HOST="127.0.0.2"), 0)
-    pid = read_pid_file(t.town.pid_file).pid
+    pid = read_pid_file(t.town).pid
     assert pid is not None and listen_addresses(pid) == {"127.0.0.2"}
     assert_clean(t.gt_dolt("stop", GT_DOLT_HOST="127.0.0.2"), 0)
 
@@ -198,9 +197,7 @@ def _old_layout_database(dolt: Path, folder: Path) -> None:
     folder.mkdir(parents=True)
     for args in (["init"], ["sql", "-q", "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1)"]):
         subprocess.run([str(dolt), *args], cwd=folder, env=dolt_env(), check=True, capture_output=True)
-    subprocess.run(
-        [str(dolt), "commit", "-Am", "old"], cwd=folder, env=dolt_env(), check=True, capture_output=True
-    )
+    subprocess.run([str(dolt), "commit", "-Am", "old"], cwd=folder, env=dolt_env(), check=True, capture_output=True)
 
 
 def test_package_never_writes_deletes_or_signals_inside_dolt_folders_and_never_runs_a_shell(
@@ -259,7 +256,7 @@ def test_dolt_trees_are_byte_identical_around_stop_of_a_frozen_real_server(rigge
     assert_clean(t.gt_dolt("start"), 0)
     wait_for_sql(t)
     t.query("CREATE TABLE beads (id INT PRIMARY KEY)", "hq")
-    pid = read_pid_file(t.town.pid_file).pid
+    pid = read_pid_file(t.town).pid
     assert pid is not None
     proc = psutil.Process(pid)
     proc.send_signal(signal.SIGSTOP)  # this town's own server, started by this test

@@ -1,0 +1,1 @@
+"""The command surface (one definition of every command) and its handlers; no Invoke here."""

@@ -1,0 +1,59 @@
+"""Commands for looking inside: logs and an SQL shell."""
+
+from __future__ import annotations
+
+import sys
+
+from ..ops.errors import ConfigError
+from .runner import Env
+
+DEFAULT_LINES = 50
+MAX_LINES = 100_000
+
+
+def _count(n: str | None) -> int:
+    if n is None:
+        return DEFAULT_LINES
+    text = str(n).strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_LINES:
+        raise ConfigError(f"invalid -n {n!r}: give a number of lines from 0 to {MAX_LINES:,}")
+    return int(text)
+
+
+def logs(env: Env, n: str | None = None, follow: bool = False, rotate: bool = False) -> int:
+    from ..ops.logfile import last_lines, tail_and_follow, visible
+
+    count = _count(n)
+    town, settings = env.town_and_settings()
+    if rotate:
+        from ..ops.locking import town_lock
+        from ..ops.logrotate import rotate as rotate_log
+
+        with town_lock(town, wait=settings.lock_wait):
+            done = rotate_log(town, settings.log_keep)
+        print(f"rotated {town.log_file}: {done}" if done else f"nothing to rotate: {town.log_file} is empty or missing")
+        if not follow:
+            return 0
+    show = visible if sys.stdout.isatty() else (lambda line: line)
+    if not follow:
+        lines = last_lines(town.log_file, count, root=town.root)
+        if not lines and not town.log_file.exists():
+            print(f"no log yet: {town.log_file} is written when the server starts (gt-dolt start)")
+        for line in lines:
+            print(show(line))
+        return 0
+    try:
+        for line in tail_and_follow(town.log_file, count, root=town.root):
+            print(show(line), flush=True)
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C is how following ends: a success
+    return 0
+
+
+def sql(env: Env, rig: str | None = None, query: str | None = None) -> int:
+    from ..ops.sqlshell import run_sql, sql_command
+
+    town, settings = env.town_and_settings()
+    command = sql_command(town, settings, rig=rig, query=query)
+    print(command.note, file=sys.stderr)
+    return run_sql(command)

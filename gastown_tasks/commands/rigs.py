@@ -1,0 +1,55 @@
+"""Rig database commands: list, init-rig, migrate."""
+
+from __future__ import annotations
+
+import json
+
+from .runner import Env
+
+
+def list_rigs(env: Env, json_: bool = False) -> int:
+    from ..ops.rigadmin import list_rigs as rigs_of
+
+    town, settings = env.town_and_settings()
+    rigs = rigs_of(town, settings)
+    if json_:
+        print(
+            json.dumps(
+                [{"name": r.name, "path": str(r.path), "served": r.served, "linked": r.linked} for r in rigs], indent=2
+            )
+        )
+        return 0
+    if not rigs:
+        print(f"no rig databases in {town.data_dir}; create one: gt-dolt init-rig <name>")
+        return 0
+    for rig in rigs:
+        if rig.linked:
+            state = "  SYMLINK: never served by Dolt (move the database itself here)"
+        else:
+            state = "" if rig.served is None else ("  served" if rig.served else "  NOT served (restart)")
+        print(f"{rig.name:<24} {rig.path}{state}")
+    return 0
+
+
+def init_rig(env: Env, name: str) -> int:
+    from ..ops.rigadmin import init_rig as create
+
+    town, settings = env.town_and_settings()
+    path, served = create(town, settings, name)
+    how = "served now by the running server" if served else "the server serves it from its next start"
+    print(f"created rig {name} at {path} ({how})")
+    return 0
+
+
+def migrate(env: Env, dry_run: bool = False) -> int:
+    from ..ops.migrate import migrate as carry_out
+
+    town, settings = env.town_and_settings()
+    report = carry_out(town, settings, dry_run=dry_run)
+    done = len(report.planned if dry_run else report.moved)
+    if not (done or report.skipped):
+        print("nothing to migrate: no old .beads/dolt/beads databases left")
+        return 0
+    verb = "would move" if dry_run else "moved"
+    print(f"summary: {verb} {done}, skipped {len(report.skipped)}")
+    return 0

@@ -1,0 +1,97 @@
+"""Running one command of the surface: where its settings come from, and its one error boundary.
+
+Both entry points end here.  `Env` is the configuration a command sees (Invoke's merged config, or
+none on the fast path); `run` calls the handler and turns every failure into one line on stderr
+and an exit code, never a traceback: the package's errors with their own codes, any other OSError
+naming its path, Ctrl-C as "interrupted" (130), a closed stdout quietly.  With --json an error is
+also one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..ops.errors import GastownError
+from .surface import Command
+
+INTERRUPTED = 130
+BROKEN_PIPE = 141
+
+
+class Env:
+    """The configuration a command runs with: the `dolt` tree and any other tree it asks for."""
+
+    def __init__(self, trees: Mapping[str, Any] | None = None) -> None:
+        self.trees: Mapping[str, Any] = trees or {}
+
+    def tree(self, name: str) -> dict[str, Any]:
+        value = self.trees.get(name)
+        return {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+    def settings(self, **flags: Any) -> Any:
+        from ..ops.settings import resolve_settings
+
+        return resolve_settings(self.tree("dolt"), **flags)
+
+    def town(self, settings: Any) -> Any:
+        from ..ops.town import find_town
+
+        return find_town(configured=settings.town_root or None)
+
+    def town_and_settings(self, **flags: Any) -> tuple[Any, Any]:
+        settings = self.settings(**flags)
+        return self.town(settings), settings
+
+
+def handler_of(command: Command) -> Any:
+    module, function = command.handler.split(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), function)
+
+
+def say_error(message: str, code: int, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": message, "exit_code": code}))
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def quiet_broken_pipe() -> int:
+    """The reader went away (`| head`): stop writing, and let Python's exit flush nowhere."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return BROKEN_PIPE
+
+
+def os_error_line(exc: OSError) -> str:
+    where = exc.filename or "a file"
+    return f"{exc.strerror or exc} ({where}); fix that, then retry"
+
+
+def run_guarded(call: Callable[[], Any], as_json: bool = False) -> int:
+    """The boundary: `call()`'s exit code, or the exit code of what went wrong, said in one line."""
+    try:
+        code = call()
+        sys.stdout.flush()
+        return int(code or 0)
+    except BrokenPipeError:
+        return quiet_broken_pipe()
+    except GastownError as exc:
+        return say_error(str(exc), exc.exit_code, as_json)
+    except OSError as exc:
+        return say_error(os_error_line(exc), 1, as_json)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+def run(command: Command, env: Env, options: Mapping[str, Any]) -> int:
+    """Call the command's handler; every outcome is an exit code."""
+    return run_guarded(lambda: handler_of(command)(env, **options), bool(options.get("json_")))

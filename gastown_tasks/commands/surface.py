@@ -1,0 +1,215 @@
+"""The command surface, written once: each command's name, arguments, help and handler.
+
+Both entry points are derived from this table: the Invoke collection (`invoke dolt.<name>`,
+`pre=[dolt.start]`) builds its tasks from it, and `gt-dolt` parses plain command lines with it
+without importing Invoke.  Plain data only: importing this module costs next to nothing.
+
+Every option that takes a value is text on both paths (validated by the settings, never cast by
+Invoke), so a bad value is the same one-line error, exit 2, whichever way it came in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PORT = "TCP port (default: dolt.port, GT_DOLT_PORT, 3307)"
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the Python parameter name, e.g. "json_", "dry_run"
+    help: str
+    flag: bool = False  # a switch (default False); otherwise it takes a value (default None)
+    positional: bool = False  # required, given without a flag
+
+    @property
+    def dashed(self) -> str:
+        """The name on the command line, as Invoke derives it: underscores to dashes, edges stripped."""
+        return self.name.strip("_").replace("_", "-")
+
+    @property
+    def long(self) -> str:
+        return f"-{self.dashed}" if len(self.dashed) == 1 else f"--{self.dashed}"
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    handler: str  # "module:function" under gastown_tasks.commands
+    doc: str  # first line: the summary `--list` shows; then details and examples
+    options: tuple[Option, ...] = ()
+    default: bool = False
+
+    @property
+    def function(self) -> str:
+        return self.handler.split(":")[1]
+
+    def short_flags(self) -> dict[str, str]:
+        """Option name -> its short flag, chosen exactly as Invoke chooses them (first free letter)."""
+        taken = {option.name for option in self.options}
+        shorts: dict[str, str] = {}
+        for option in self.options:
+            names = {option.dashed}
+            for char in option.dashed:
+                if not (char == option.dashed or char in taken):
+                    shorts[option.name] = char
+                    names.add(char)
+                    break
+            taken |= names
+        return shorts
+
+
+def _timeout(what: str) -> Option:
+    return Option("timeout", what)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "install",
+        "lifecycle:install",
+        """Build the pinned Dolt into the cache (skipped when already built).
+
+        Says which dolt `start` will run when it is not this build (dolt.binary, or a dolt on PATH).
+        Examples:
+          gt-dolt install
+          gt-dolt install --bd      # also build beads' bd client, which the tests drive
+        """,
+        (Option("bd", "Also build beads' bd (v1.0.0) into the cache", flag=True),),
+    ),
+    Command(
+        "start",
+        "lifecycle:start",
+        """Start the server and return once it answers SQL and serves every rig (no-op when running).
+
+        Examples:
+          gt-dolt start
+          gt-dolt start --port 3308 --timeout 120
+        """,
+        (_timeout("Seconds to wait for the server to answer (default: dolt.start_timeout, 60)"), Option("port", PORT)),
+    ),
+    Command(
+        "stop",
+        "lifecycle:stop",
+        """Stop this town's server, ours or started by hand (no-op when stopped).
+
+        Waits for busy clients first (up to dolt.drain_timeout), then SIGTERM; SIGKILL only after
+        --timeout.  Examples:
+          gt-dolt stop
+          gt-dolt stop --force      # do not wait for clients
+        """,
+        (
+            _timeout("Seconds to wait after SIGTERM before SIGKILL (default: dolt.stop_timeout, 30)"),
+            Option("port", PORT),
+            Option("force", "Skip waiting for busy clients to finish", flag=True),
+        ),
+    ),
+    Command(
+        "restart",
+        "lifecycle:restart",
+        """Stop the server if it runs, then start it; refuses before stopping if the start would fail.
+
+        Examples:
+          gt-dolt restart
+          gt-dolt restart --port 3308   # move the server to another port
+        """,
+        (
+            _timeout("Seconds to wait for the server to answer after the restart"),
+            Option("port", PORT),
+            Option("force", "Skip waiting for busy clients to finish", flag=True),
+        ),
+    ),
+    Command(
+        "status",
+        "lifecycle:status",
+        """Show whether the server runs: exit 0 running, 1 stale pid file, 3 stopped, 4 no town, 6 refused.
+
+        Also what `gt-dolt` alone runs.  Examples:
+          gt-dolt status
+          gt-dolt status --json
+        """,
+        (
+            Option("json_", 'Print one JSON object (errors too: {"error": ..., "exit_code": ...})', flag=True),
+            Option("port", PORT),
+        ),
+        default=True,
+    ),
+    Command(
+        "logs",
+        "console:logs",
+        """Show the end of daemon/dolt.log; -f follows it across truncation and rotation.
+
+        Examples:
+          gt-dolt logs -n 100
+          gt-dolt logs -f           # Ctrl-C ends
+          gt-dolt logs --rotate     # compress to dolt.log.1.gz and start afresh
+        """,
+        (
+            Option("n", "How many lines from the end (default 50)"),
+            Option("follow", "Keep printing new lines; Ctrl-C ends", flag=True),
+            Option("rotate", "Compress the log into dolt.log.1.gz (keeping dolt.log_keep) and truncate it", flag=True),
+        ),
+    ),
+    Command(
+        "sql",
+        "console:sql",
+        """An SQL shell: Dolt's client against the server, or embedded dolt sql when it is down.
+
+        Both start in --rig, else hq, else the first rig (said on stderr).  Examples:
+          gt-dolt sql -q 'SELECT COUNT(*) FROM issues'
+          echo 'SHOW TABLES' | gt-dolt sql --rig gastown
+        """,
+        (
+            Option("rig", "Database to use (default: hq, else the first rig)"),
+            Option("query", "Run this one query, print the result and exit (non-zero on an SQL error)"),
+        ),
+    ),
+    Command(
+        "list",
+        "rigs:list_rigs",
+        """List the rig databases in .dolt-data and whether the server serves them.
+
+        Examples:
+          gt-dolt list
+          gt-dolt list --json
+        """,
+        (Option("json_", "Print a JSON list of {name, path, served, linked}", flag=True),),
+    ),
+    Command(
+        "init-rig",
+        "rigs:init_rig",
+        """Create a rig database (through the server when it runs, so it is served at once).
+
+        Examples:
+          gt-dolt init-rig gastown
+        """,
+        (Option("name", "Rig name: letters, digits, _ and -, up to 64", positional=True),),
+    ),
+    Command(
+        "migrate",
+        "rigs:migrate",
+        """Move databases from the old .beads/dolt/beads layout into .dolt-data/<rig>.
+
+        Examples:
+          gt-dolt migrate --dry-run
+          gt-dolt stop && gt-dolt migrate && gt-dolt start
+        """,
+        (Option("dry_run", "Show the plan, with sizes; change nothing", flag=True),),
+    ),
+    Command(
+        "doctor",
+        "doctor:doctor",
+        """Check the binary, port, run files, orphans and rigs (exit 1 on a failure).
+
+        Examples:
+          gt-dolt doctor
+          gt-dolt doctor --fix      # only the safe fixes: the run files
+        """,
+        (
+            Option("fix", "Apply the safe fixes first (run files); nothing else changes", flag=True),
+            Option("port", PORT),
+        ),
+    ),
+)
+
+BY_NAME = {command.name: command for command in COMMANDS}
+DEFAULT = next(command for command in COMMANDS if command.default)

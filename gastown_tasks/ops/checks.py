@@ -1,0 +1,275 @@
+"""The checks `doctor` runs on a town's local server and its files; each only reads.
+
+One `Check` per line of the report: a name, a level, what was seen, and the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Literal
+
+import psutil
+
+from . import procs, safefs, sqlclient
+from .binary import DOLT_RELEASE, find_dolt, identify
+from .discovery import Observed, observe
+from .errors import AccessDenied, GastownError, Remedy
+from .rigs import scan_data_dir
+from .settings import DoltSettings
+from .town import Town
+
+Level = Literal["ok", "warn", "fail"]
+FIX = "gt-dolt doctor --fix"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report: a check's name, its level, what was seen, and the fixing command."""
+
+    name: str
+    level: Level
+    detail: str
+    fix: str | None = None
+
+    def line(self) -> str:
+        text = f"{self.level:<4} {self.name}: {self.detail}"
+        return f"{text} -- fix: {self.fix}" if self.fix else text
+
+
+@dataclass(frozen=True, kw_only=True)
+class Seen(Observed):
+    """One reading of the files and processes, shared by every check."""
+
+    servers: tuple[psutil.Process, ...] = field(default_factory=tuple)
+
+
+def look(town: Town, settings: DoltSettings) -> Seen:
+    seen = observe(town, settings)
+    servers = [p for p in procs.dolt_servers() if procs.serves_data_dir(p, town.data_dir) and procs.runs_as_us(p)]
+    if seen.running is not None and seen.running.pid not in {p.pid for p in servers}:
+        servers.append(seen.running.proc)
+    return Seen(
+        pid_file=seen.pid_file, state=seen.state, running=seen.running, suspects=seen.suspects, servers=tuple(servers)
+    )
+
+
+def check_binary(settings: DoltSettings) -> Check:
+    try:
+        dolt = identify(find_dolt(settings.binary))
+    except GastownError as exc:
+        return Check("binary", "fail", str(exc), "gt-dolt install")
+    if dolt.version is None:
+        return Check("binary", "fail", f"{dolt.path} does not run (`dolt version` failed)", "gt-dolt install")
+    if dolt.release != DOLT_RELEASE:
+        return Check(
+            "binary",
+            "warn",
+            f"{dolt.path} is Dolt {dolt.release}; this package is built and tested against {DOLT_RELEASE}",
+            "gt-dolt install, then unset dolt.binary or take the other dolt off PATH",
+        )
+    return Check("binary", "ok", f"{dolt.path} ({dolt.version})")
+
+
+RUN_FILES = ("pid_file", "state_file", "log_file", "lock_file", "config_file")
+
+
+def planted(town: Town) -> list[str]:
+    """Run-file positions holding something we never use: a link, FIFO, device, folder, another's file."""
+    paths = [getattr(town, name) for name in RUN_FILES]
+    paths.append(town.state_file.with_name(town.state_file.name + ".corrupt"))
+    found = []
+    for path in paths:
+        what = safefs.describe(path)
+        if what is not None:
+            found.append(f"{path} is {what}")
+    return found
+
+
+def check_daemon(town: Town) -> Check:
+    """daemon/ is a writable real folder, its run files are plain files of ours, none world-writable."""
+    daemon = town.daemon_dir
+    if not os.path.lexists(daemon):
+        return Check("daemon", "ok", f"{daemon} does not exist yet; start creates it")
+    try:
+        safefs.require_dir(daemon, root=town.root)
+    except GastownError as exc:
+        return Check("daemon", "fail", str(exc), f"mv {daemon} {daemon}.bak")
+    try:
+        read_only = bool(os.statvfs(daemon).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only or not os.access(daemon, os.W_OK):
+        why = "is on a read-only mount" if read_only else "is not writable"
+        return Check("daemon", "fail", f"{daemon} {why}", f"make {daemon} writable")
+    bad = planted(town)
+    if bad:
+        paths = " ".join(entry.split(" is ")[0] for entry in bad)
+        return Check("run files", "fail", "; ".join(bad) + " (never written through)", f"rm {paths}")
+    loose = [p for p in (daemon, *sorted(daemon.iterdir())) if _world_writable(p)]
+    if loose:
+        names = " ".join(str(p) for p in loose)
+        return Check("daemon", "warn", f"world-writable: {names}", f"chmod o-w {names}")
+    try:
+        log_mode = stat.S_IMODE(os.lstat(town.log_file).st_mode)
+    except OSError:
+        log_mode = None
+    if log_mode is not None and log_mode & 0o077:
+        return Check("daemon", "warn", f"{town.log_file} is {log_mode:o}, not private", f"chmod 600 {town.log_file}")
+    return Check("daemon", "ok", f"{daemon} is a writable folder; nothing in it is world-writable")
+
+
+def _world_writable(path: os.PathLike[str]) -> bool:
+    try:
+        return bool(os.lstat(path).st_mode & stat.S_IWOTH)
+    except OSError:
+        return False
+
+
+def check_pid_file(town: Town, seen: Seen) -> Check:
+    pid_file, running = seen.pid_file, seen.running
+    path = town.pid_file
+    if running is not None:
+        if pid_file.pid == running.pid:
+            return Check("pid file", "ok", f"{path} names the running server, pid {running.pid}")
+        what = pid_file.problem or (f"names pid {pid_file.pid}" if pid_file.pid else "is missing")
+        return Check("pid file", "warn", f"{what}, but this town's server is pid {running.pid}", f"{FIX} (records it)")
+    if pid_file.exists:
+        what = pid_file.problem or f"names pid {pid_file.pid}, which is not this town's server"
+        return Check("pid file", "warn", f"stale: {what}", f"{FIX} (removes it)")
+    return Check("pid file", "ok", "none, and no server is running")
+
+
+def check_state_file(town: Town, seen: Seen) -> Check:
+    state, running = seen.state, seen.running
+    if state.problem:
+        return Check("state file", "warn", state.problem, f"{FIX} (rewrites it)")
+    if running is not None:
+        if state.claims(running.pid):
+            return Check("state file", "ok", f"says running, pid {running.pid}")
+        said = f"running, pid {state.pid}" if state.running else "not running"
+        return Check(
+            "state file", "warn", f"says {said}, but this town's server is pid {running.pid}", f"{FIX} (rewrites it)"
+        )
+    if state.running:
+        return Check(
+            "state file",
+            "warn",
+            f"says running (pid {state.pid}), but no server of this town runs",
+            f"{FIX} (marks it stopped)",
+        )
+    return Check("state file", "ok", "says not running" if state.to_json() else f"none yet ({town.state_file})")
+
+
+def check_port(settings: DoltSettings, seen: Seen) -> Check:
+    port, running = settings.port, seen.running
+    if running is not None and running.port == port:
+        return Check("port", "ok", f"{port} is held by this town's server (pid {running.pid})")
+    holders = [h for h in procs.port_holders(settings.host, port) if running is None or h.pid != running.pid]
+    if holders:
+        return Check(
+            "port",
+            "fail",
+            f"{port} is held by {', '.join(h.describe() for h in holders)}, not by this town's server",
+            f"stop that process, or {Remedy.OTHER_PORT}",
+        )
+    if running is not None:
+        return Check(
+            "port",
+            "warn",
+            f"{port} is free, but this town's server listens on {running.port}",
+            "gt-dolt restart (moves it to the configured port)",
+        )
+    return Check("port", "ok", f"{port} is free")
+
+
+def _port_text(proc: psutil.Process) -> str:
+    ports = procs.listening_ports(proc)
+    return f"port {ports[0]}" if ports else "no port seen"
+
+
+def check_orphans(town: Town, seen: Seen) -> Check:
+    """Dolt servers of this town that the pid file does not know, and look-alikes that are not ours."""
+    if seen.suspects:
+        named = "; ".join(s.describe() for s in seen.suspects)
+        return Check(
+            "orphans",
+            "fail",
+            f"{named}: looks like this town's server, not provably ours (never signalled)",
+            "stop it as the user that runs it",
+        )
+    known = seen.pid_file.pid
+    orphans = [p for p in seen.servers if p.pid != known]
+    if not orphans:
+        return Check("orphans", "ok", f"no dolt sql-server serves {town.data_dir} unknown to the pid file")
+    listed = ", ".join(f"pid {p.pid} ({_port_text(p)})" for p in orphans)
+    if len(seen.servers) > 1:
+        every = ", ".join(f"pid {p.pid} ({_port_text(p)})" for p in seen.servers)
+        pids = " ".join(str(p.pid) for p in orphans)
+        return Check(
+            "orphans",
+            "fail",
+            f"{len(seen.servers)} dolt sql-servers serve {town.data_dir}: {every}; only one can own it",
+            f"gt-dolt stop, then stop the others by hand (pids {pids})",
+        )
+    return Check(
+        "orphans",
+        "warn",
+        f"{listed} serves {town.data_dir} but {town.pid_file} does not name it",
+        f"{FIX} (records it) or gt-dolt stop",
+    )
+
+
+def check_rigs(town: Town, settings: DoltSettings, seen: Seen) -> Check:
+    try:
+        found = scan_data_dir(town)
+    except GastownError as exc:
+        return Check("rigs", "fail", str(exc), f"mv {town.data_dir} {town.data_dir}.bak")
+    if found.linked:
+        names = ", ".join(str(p) for p in found.linked)
+        return Check(
+            "rigs",
+            "fail",
+            f"symlinked rig folders are never served by Dolt: {names}",
+            "move each database into .dolt-data (or bind-mount it) and remove the link",
+        )
+    on_disk = found.names
+    if not on_disk:
+        return Check("rigs", "warn", f"no rig databases in {town.data_dir}", "gt-dolt init-rig <name>")
+    if seen.running is None:
+        return Check("rigs", "ok", f"on disk: {', '.join(on_disk)} (served from the next start)")
+    target = settings.with_overrides(port=seen.running.port)
+    try:
+        served = sqlclient.served_databases(target)
+    except AccessDenied as exc:
+        return Check("rigs", "fail", str(exc), "set the right password")
+    if served is None:
+        return Check(
+            "rigs",
+            "warn",
+            f"the server (pid {seen.running.pid}) does not answer SQL on {target.address}",
+            "gt-dolt restart",
+        )
+    lacking = sqlclient.missing(on_disk, served)
+    if lacking:
+        return Check(
+            "rigs",
+            "warn",
+            f"on disk but not served: {', '.join(lacking)}",
+            "gt-dolt restart (the server loads rigs when it starts)",
+        )
+    return Check("rigs", "ok", f"all served: {', '.join(on_disk)}")
+
+
+def local_checks(town: Town, settings: DoltSettings, seen: Seen) -> list[Check]:
+    """Every local check, in the order a person would fix things."""
+    return [
+        check_binary(settings),
+        check_daemon(town),
+        check_port(settings, seen),
+        check_pid_file(town, seen),
+        check_state_file(town, seen),
+        check_orphans(town, seen),
+        check_rigs(town, settings, seen),
+    ]

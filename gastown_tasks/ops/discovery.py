@@ -1,0 +1,212 @@
+"""Finding this town's running server, and recording it in the run files.
+
+A process is this town's server only with proof: it runs as our uid, it is a `dolt … sql-server`
+whose arguments or working folder point at this town's data dir, and it either listens on a port
+or is the very process our run files recorded at its start (pid and create time).  Anything that
+looks like this town's server without that proof is a `Suspect`: reported with its pid and owner,
+never adopted and never signalled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import psutil
+
+from . import procs
+from .runfiles import PidFile, State, iso_time, read_pid_file, read_state, write_pid_file, write_state
+from .settings import DoltSettings
+from .town import Town
+
+Via = Literal["pid file", "state file", "port", "process scan"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Running:
+    """A live server proven to be this town's."""
+
+    proc: psutil.Process
+    port: int  # where it listens (the configured port when it listens there), else its flag
+    via: Via
+    listening: bool
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def create_time(self) -> float | None:
+        try:
+            return self.proc.create_time()
+        except psutil.Error:
+            return None
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """A process that looks like this town's server but is not provably ours."""
+
+    pid: int
+    owner: str
+    why: str
+
+    def describe(self) -> str:
+        return f"pid {self.pid} (run by {self.owner}) {self.why}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observed:
+    """One reading of the run files and of the processes they point at."""
+
+    pid_file: PidFile
+    state: State
+    running: Running | None
+    suspects: tuple[Suspect, ...] = ()
+
+    @property
+    def problems(self) -> list[str]:
+        """What is wrong with the files and the processes, for the user's notes."""
+        notes = list(dict.fromkeys(note for note in (self.pid_file.problem, self.state.problem) if note))
+        notes += [
+            f"{suspect.describe()}: it looks like this town's server but is not provably ours, so it "
+            "was neither adopted nor signalled"
+            for suspect in self.suspects
+        ]
+        return notes
+
+
+def _judge(
+    proc: psutil.Process, via: Via, town: Town, settings: DoltSettings, state: State
+) -> Running | Suspect | None:
+    recorded = state.created(proc.pid)
+    if not procs.looks_like_town_server(proc, town.data_dir, recorded):
+        return None
+    if not procs.runs_as_us(proc):
+        return Suspect(proc.pid, procs.owner_name(proc), "runs as another user")
+    ports = procs.listening_ports(proc)
+    if ports:
+        port = settings.port if settings.port in ports else ports[0]
+        return Running(proc=proc, port=port, via=via, listening=True)
+    if procs.same_process(proc, recorded):
+        recorded_port = state.port if state.pid == proc.pid and state.port else procs.flag_port(proc)
+        return Running(proc=proc, port=recorded_port or settings.port, via=via, listening=False)
+    return Suspect(proc.pid, procs.owner_name(proc), "listens on no port and no run file records its start")
+
+
+def find_running(
+    town: Town,
+    settings: DoltSettings,
+    pid_file: PidFile | None = None,
+    state: State | None = None,
+) -> tuple[Running | None, tuple[Suspect, ...]]:
+    """This town's live server, by the pid file, the state, its port, or a process scan.
+
+    The scan finds a server of this town started by hand on another port (or whose pid file was
+    lost): starting a second one on the same data dir would only die on Dolt's lock.
+    """
+    pid_file = pid_file if pid_file is not None else read_pid_file(town)
+    state = state if state is not None else read_state(town)
+    suspects: list[Suspect] = []
+    seen: set[int] = set()
+
+    def candidates() -> Iterator[tuple[psutil.Process, Via]]:
+        # Cheapest evidence first: the port is only scanned when the files name no server.
+        named: list[tuple[int | None, Via]] = [(pid_file.pid, "pid file")]
+        if state.running:
+            named.append((state.pid, "state file"))
+        for pid, via in named:
+            proc = procs.live(pid) if pid else None
+            if proc is not None:
+                yield proc, via
+        for pid in procs.listeners_on_port(settings.port):
+            proc = procs.live(pid)
+            if proc is not None:
+                yield proc, "port"
+        for proc in procs.dolt_servers():
+            yield proc, "process scan"
+
+    for proc, via in candidates():
+        if proc.pid in seen:
+            continue
+        seen.add(proc.pid)
+        verdict = _judge(proc, via, town, settings, state)
+        if isinstance(verdict, Running):
+            return verdict, tuple(suspects)
+        if isinstance(verdict, Suspect):
+            suspects.append(verdict)
+    return None, tuple(suspects)
+
+
+def observe(town: Town, settings: DoltSettings) -> Observed:
+    pid_file = read_pid_file(town)
+    state = read_state(town)
+    running, suspects = find_running(town, settings, pid_file, state)
+    return Observed(pid_file=pid_file, state=state, running=running, suspects=suspects)
+
+
+def found_notes(running: Running, town: Town, settings: DoltSettings) -> list[str]:
+    """What a user should know about how the server was found and where it listens."""
+    notes = []
+    if running.via == "port":
+        notes.append("found by its port: started by hand or by another tool")
+    elif running.via == "process scan":
+        notes.append(
+            f"found by scanning processes: it serves {town.data_dir} but no pid file named it "
+            "(started by hand or by another tool)"
+        )
+    if not running.listening:
+        notes.append(f"pid {running.pid} listens on no port yet (recorded at its start)")
+    elif running.port != settings.port:
+        notes.append(
+            f"it listens on port {running.port}, not the configured port {settings.port}; "
+            "gt-dolt restart moves it to the configured port"
+        )
+    return notes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """What the run files say about a server we started or proved ours."""
+
+    pid: int
+    create_time: float | None
+    host: str
+    port: int
+    databases: tuple[str, ...] = ()
+    started_at: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def state_of(town: Town, record: Record) -> State:
+    return State(
+        running=True,
+        pid=record.pid,
+        create_time=record.create_time,
+        host=record.host,
+        port=record.port,
+        started_at=record.started_at or iso_time(record.create_time),
+        data_dir=str(town.data_dir),
+        databases=record.databases,
+        log_file=str(town.log_file),
+        managed_by="gastown-tasks",
+    )
+
+
+def record_running(town: Town, settings: DoltSettings, running: Running, databases: list[str]) -> None:
+    """Write the pid and state files for a server proven to be this town's (one started by hand,
+    or one whose files were lost), so `gt` and later commands find it the ordinary way.
+    """
+    created = running.create_time()
+    write_pid_file(town, running.pid)
+    record = Record(
+        pid=running.pid, create_time=created, host=settings.host, port=running.port, databases=tuple(databases)
+    )
+    write_state(town, state_of(town, record))
+
+
+def mark_stopped(town: Town, **changes: object) -> None:
+    """Say in the state file that the server is not running, keeping its history."""
+    state = read_state(town)
+    if state.problem is None and (state.to_json() or changes):
+        write_state(town, state.replace(running=False, stopped_at=iso_time(), **changes))

@@ -1,0 +1,233 @@
+"""Building the pinned Go tools (Dolt, and beads' `bd` for the tests) into the cache, once each.
+
+The one build step: the README's setup, CI and `dolt.install`/`onboard` all come here.  A build
+writes Go's output to a log in the cache and shows progress instead: one live line on a terminal
+(phase, elapsed time), a line per phase otherwise, and the log's tail when it fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .binary import DOLT_MODULE, DOLT_VERSION, cache_root, cached_binary, dolt_global_config, dolt_version, run_dolt
+from .errors import BuildError
+from .logfile import last_lines
+
+APT_PACKAGES = ("gcc", "g++", "libc6-dev", "libicu-dev")
+ICU_HEADER = Path("/usr/include/unicode/uregex.h")
+BEADS_MODULE = "github.com/steveyegge/beads"
+BEADS_VERSION = "v1.0.0"
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    binary: Path
+    built: bool
+    seconds: float
+    version: str
+
+
+def bd_binary() -> Path:
+    return cache_root() / "bd" / BEADS_VERSION / "bin" / "bd"
+
+
+def build_log(name: str, version: str) -> Path:
+    return cache_root() / "logs" / f"{name}-{version}.log"
+
+
+def _missing_build_deps() -> list[str]:
+    missing = [tool for tool in ("gcc", "g++") if shutil.which(tool) is None]
+    if not ICU_HEADER.is_file():
+        missing.append("libicu-dev")
+    return missing
+
+
+def _install_build_deps(echo: Echo) -> None:
+    missing = _missing_build_deps()
+    if not missing:
+        return
+    command = ["apt-get", "install", "-y", "--no-install-recommends", *APT_PACKAGES]
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        raise BuildError(
+            f"building needs {', '.join(missing)}; install them as root: apt-get update && {' '.join(command)}"
+        )
+    echo(f"installing build dependencies: {' '.join(APT_PACKAGES)}")
+    for step in (["apt-get", "update"], command):
+        done = subprocess.run(
+            step,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        if done.returncode != 0:
+            raise BuildError(f"`{' '.join(step)}` failed (exit {done.returncode}); run it by hand and retry")
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise BuildError("building needs the Go toolchain (1.26 or newer) on PATH; install Go and retry")
+    return go
+
+
+def _go_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "CGO_ENABLED": "1", "GOTOOLCHAIN": "local", "GOFLAGS": "-buildvcs=false", **extra}
+
+
+def _phase(line: str) -> str:
+    return "downloading modules" if line.startswith("go: downloading") else "compiling"
+
+
+def run_logged(
+    argv: list[str], log: Path, what: str, echo: Echo, *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> None:
+    """Run a long build step with its output in `log`, showing progress rather than its output."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    live = sys.stdout.isatty()
+    started = time.monotonic()
+    with open(log, "ab") as out:
+        out.write(f"=== {' '.join(argv)}\n".encode())
+        out.flush()
+        child = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        said = ""
+        while child.poll() is None:
+            tail = last_lines(log, 1)
+            phase = _phase(tail[0]) if tail else "starting"
+            elapsed = time.monotonic() - started
+            if live:
+                sys.stdout.write(f"\r{what}: {phase}, {elapsed:.0f}s  ")
+                sys.stdout.flush()
+            elif phase != said:
+                echo(f"{what}: {phase} ({elapsed:.0f}s)")
+            said = phase
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=0.5)
+    if live:
+        sys.stdout.write("\n")
+    if child.returncode != 0:
+        end = "\n".join(f"  {line}" for line in last_lines(log, 20))
+        raise BuildError(
+            f"{what} failed (exit {child.returncode}); the end of {log}:\n{end}\n"
+            "Check that the Go module proxy is reachable and gcc, g++ and libicu-dev are installed"
+        )
+    echo(f"{what}: done in {time.monotonic() - started:.0f}s (log: {log})")
+
+
+def _disable_telemetry(binary: Path) -> None:
+    """Dolt's global metrics/version-check switches, so no Dolt command phones home."""
+    for key in ("metrics.disabled", "versioncheck.disabled"):
+        if dolt_global_config(binary, key) != "true":
+            run_dolt(binary, "config", "--global", "--add", key, "true")
+
+
+def _install(target: Path, build: Callable[[Path], None], check: Callable[[Path], str | None], what: str) -> str:
+    """Build into a staging folder beside the target; rename into place only when it runs."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent.parent))
+    try:
+        build(staging)
+        built = staging / target.name
+        version = check(built)
+        if not version:
+            raise BuildError(f"the {what} built at {built} does not run; remove {target.parent} and retry")
+        os.replace(built, target)  # atomic: a half-written binary is never in the cache
+        return version
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def ensure_dolt(echo: Echo = print) -> BuildResult:
+    """Build the pinned Dolt into the cache unless a working build is already there."""
+    started = time.monotonic()
+    target = cached_binary()
+    version = dolt_version(target) if target.is_file() else None
+    if version:
+        _disable_telemetry(target)
+        return BuildResult(target, False, time.monotonic() - started, version)
+    go = _go()
+    _install_build_deps(echo)
+    log = build_log("dolt", DOLT_VERSION)
+    echo(f"building Dolt {DOLT_MODULE}@{DOLT_VERSION} with go install (several minutes on a cold cache)")
+
+    def build(staging: Path) -> None:
+        argv = [
+            go,
+            "install",
+            "-trimpath",
+            "-tags",
+            "timetzdata",
+            "-ldflags",
+            "-s -w",
+            f"{DOLT_MODULE}/cmd/dolt@{DOLT_VERSION}",
+        ]
+        run_logged(argv, log, "go install dolt", echo, env=_go_env(GOBIN=str(staging)))
+
+    version = _install(target, build, dolt_version, "Dolt")
+    _disable_telemetry(target)
+    return BuildResult(target, True, time.monotonic() - started, version)
+
+
+def bd_version(binary: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            [str(binary), "version"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+            env={**os.environ, "BEADS_DOLT_AUTO_START": "0"},
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = done.stdout.strip().splitlines()
+    return lines[0].strip() if done.returncode == 0 and lines else None
+
+
+def ensure_bd(echo: Echo = print) -> BuildResult:
+    """Build beads' `bd` at the pinned version into the cache (the real client the tests drive).
+
+    `go install …@v1.0.0` is refused (the proxy will not list beads' versions, which go install
+    reads for deprecations), so the module's exact source is downloaded and `cmd/bd` built in it.
+    """
+    started = time.monotonic()
+    target = bd_binary()
+    version = bd_version(target) if target.is_file() else None
+    if version:
+        return BuildResult(target, False, time.monotonic() - started, version)
+    go = _go()
+    _install_build_deps(echo)
+    log = build_log("bd", BEADS_VERSION)
+    echo(f"building beads {BEADS_MODULE}@{BEADS_VERSION} (bd) from the module proxy (a few minutes cold)")
+    done = subprocess.run(
+        [go, "mod", "download", "-json", f"{BEADS_MODULE}@{BEADS_VERSION}"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=_go_env(),
+    )
+    try:
+        source = Path(json.loads(done.stdout)["Dir"])
+    except (ValueError, KeyError):
+        raise BuildError(
+            f"go mod download of {BEADS_MODULE}@{BEADS_VERSION} failed: {(done.stderr or done.stdout).strip()[-500:]}"
+        ) from None
+
+    def build(staging: Path) -> None:
+        argv = [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(staging / "bd"), "./cmd/bd"]
+        run_logged(argv, log, "go build bd", echo, cwd=source, env=_go_env())
+
+    version = _install(target, build, bd_version, "bd")
+    return BuildResult(target, True, time.monotonic() - started, version)

@@ -1,0 +1,210 @@
+"""Launching the town's server: what must hold before anything is stopped or started, and the start.
+
+`preflight` checks everything a start needs without changing anything (binary, rigs, network
+rule, config, folders), so `restart` can refuse before it stops a server.  `launch` writes the
+managed config, spawns `dolt sql-server --config …`, records it, and waits until it answers and
+serves every rig; any failure or Ctrl-C undoes the start (no orphan, no pid file, the state says
+why).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from . import logrotate, safefs, serverconfig, sqlclient
+from .binary import DoltBinary, dolt_env, find_dolt, identify
+from .discovery import Record, mark_stopped, state_of
+from .errors import ConfigError, GastownError, NoRigs, StartFailed, UnsafeFile
+from .logfile import file_size
+from .readiness import log_tail, skipped_rigs, wait_ready
+from .rigs import scan_data_dir
+from .runfiles import ensure_daemon_dir, iso_time, read_pid_file, remove_run_file, write_pid_file, write_state
+from .settings import DoltSettings
+from .town import Town
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartResult:
+    pid: int
+    host: str
+    port: int
+    data_dir: Path
+    databases: list[str]
+    started: bool  # False when this town's server was already running
+    log_file: Path
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What a start will run, checked before anything changes."""
+
+    dolt: DoltBinary
+    rigs: list[str]
+    config: dict[str, Any]
+    notes: list[str]
+
+
+def check_network(settings: DoltSettings) -> None:
+    """Listening beyond loopback with an empty password needs an explicit yes."""
+    if settings.is_loopback or settings.password or settings.allow_passwordless_bind:
+        return
+    raise ConfigError(
+        f"dolt.host is {settings.host}, which listens beyond this machine's loopback, and the password "
+        "is empty: anyone who reaches the port could use the server. Set a password (dolt.password or "
+        "GT_DOLT_PASSWORD, and give the server's root that password), use 127.0.0.1, or, on a network "
+        "you trust, set dolt.allow_passwordless_bind: true"
+    )
+
+
+def preflight(town: Town, settings: DoltSettings) -> Plan:
+    check_network(settings)
+    found = scan_data_dir(town)
+    if found.linked:
+        names = ", ".join(str(path) for path in found.linked)
+        raise UnsafeFile(
+            f"rig folders in {town.data_dir} are symlinks ({names}); Dolt does not serve a linked "
+            "database, so the start would wait for nothing. Move the database itself into "
+            f"{town.data_dir} (or bind-mount it there) and remove the link, then start again"
+        )
+    if not found.rigs:
+        raise NoRigs.in_town(town.data_dir)
+    config = serverconfig.build(settings, town)
+    dolt = identify(find_dolt(settings.binary))
+    notes = [note for note in (dolt.note(),) if note]
+    return Plan(dolt=dolt, rigs=found.names, config=config, notes=notes)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back while a child is spawned and recorded, so it is never left untracked."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+def discard_child(child: subprocess.Popen[bytes], town: Town, why: str) -> None:
+    """Kill a child that never became a server and forget it: no orphan, no pid file, and the
+    state says why it is not running.  A second Ctrl-C waits until the child is gone.
+    """
+    with interrupts_deferred():
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    # Already on an error path: that error wins over any failure to tidy the files.
+    with contextlib.suppress(GastownError):
+        if read_pid_file(town).pid == child.pid:
+            remove_run_file(town, town.pid_file)
+    with contextlib.suppress(GastownError):
+        mark_stopped(town, last_error=why[:2000])
+
+
+def _spawn(
+    town: Town, settings: DoltSettings, plan: Plan, log_fd: int
+) -> tuple[subprocess.Popen[bytes], psutil.Process]:
+    command = [str(plan.dolt.path), "sql-server", "--config", str(town.config_file)]
+    os.write(log_fd, f"=== {iso_time()} gastown-tasks: {' '.join(command)}\n".encode())
+    child = subprocess.Popen(
+        command,
+        cwd=town.data_dir,
+        stdin=subprocess.DEVNULL,
+        stdout=log_fd,
+        stderr=log_fd,
+        start_new_session=True,  # a SIGHUP to the caller's terminal never reaches the server
+        env=dolt_env(),
+    )
+    try:
+        proc = psutil.Process(child.pid)
+        record = Record(pid=child.pid, create_time=proc.create_time(), host=settings.host, port=settings.port)
+        write_pid_file(town, child.pid)
+        write_state(town, state_of(town, record))
+    except BaseException:
+        discard_child(child, town, "its pid could not be recorded")
+        raise
+    return child, proc
+
+
+def _apply_wait_timeout(settings: DoltSettings) -> None:
+    """Dolt reads wait_timeout from system_variables; a server that ignores it gets it by SQL."""
+    if not settings.wait_timeout:
+        return
+
+    def work(conn: Any) -> None:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@GLOBAL.wait_timeout")
+            (current,) = cur.fetchone()
+            if int(current) != settings.wait_timeout:
+                cur.execute(f"SET GLOBAL wait_timeout = {int(settings.wait_timeout)}")
+
+    sqlclient.call(settings, work, what="set wait_timeout")
+
+
+def launch(
+    town: Town, settings: DoltSettings, plan: Plan, timeout: float, echo: Callable[[str], None] = print
+) -> StartResult:
+    """Start the server and return once it answers SQL and lists every rig."""
+    ensure_daemon_dir(town)
+    rotated = logrotate.rotate_if_due(town, settings)
+    serverconfig.write_config(town, plan.config)
+    log_offset = file_size(town.log_file, root=town.root)
+    child: subprocess.Popen[bytes] | None = None
+    try:
+        # Ctrl-C is held back until the child is recorded, then raised here, where it undoes the start.
+        with safefs.open_append(town.log_file, root=town.root) as log_fd, interrupts_deferred():
+            child, proc = _spawn(town, settings, plan, log_fd)
+        served = wait_ready(
+            child, settings, plan.rigs, timeout, lambda missing: skipped_rigs(town, log_offset, missing)
+        )
+        _apply_wait_timeout(settings)
+        record = Record(
+            pid=child.pid,
+            create_time=proc.create_time(),
+            host=settings.host,
+            port=settings.port,
+            databases=tuple(served),
+        )
+        write_state(town, state_of(town, record))
+    except StartFailed as exc:
+        if child is not None:
+            discard_child(child, town, str(exc))
+        raise StartFailed(f"{exc}\n{log_tail(town, log_offset)}") from None
+    except BaseException as exc:  # refused credentials, Ctrl-C, anything unexpected: leave nothing behind
+        if child is not None:
+            discard_child(child, town, str(exc) or "start interrupted")
+        raise
+    notes = list(plan.notes)
+    if rotated:
+        notes.append(f"rotated the log ({rotated})")
+    return StartResult(
+        pid=child.pid,
+        host=settings.host,
+        port=settings.port,
+        data_dir=town.data_dir,
+        databases=served,
+        started=True,
+        log_file=town.log_file,
+        notes=notes,
+    )

@@ -1,0 +1,120 @@
+"""The truth about the town's server: from the processes and the server itself; files only say
+where to look.
+
+Exit codes (LSB, as `pg_ctl status`): 0 running, 1 stopped but a pid file was left, 3 stopped,
+4 not a town (raised before we get here), 6 running but it refuses our credentials.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from . import procs, sqlclient
+from .discovery import Via, found_notes, observe
+from .errors import AccessDenied
+from .rigs import scan_data_dir
+from .runfiles import iso_time
+from .settings import DoltSettings
+from .town import Town
+
+RUNNING, STALE_PID_FILE, STOPPED, DENIED = 0, 1, 3, AccessDenied.exit_code
+SqlState = Literal["answering", "not answering", "refused credentials"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Status:
+    running: bool
+    exit_code: int
+    pid: int | None
+    host: str
+    port: int
+    data_dir: str
+    databases: list[str]
+    databases_source: Literal["served", "on disk"]
+    sql: SqlState | None  # None when no server runs
+    started_at: str | None
+    uptime_seconds: float | None
+    connection: str
+    pid_file_left: bool
+    found_via: Via | None
+    remote: bool = False
+    health: dict[str, Any] | None = None
+    cluster: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def answering(self) -> bool:
+        return self.sql == "answering"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "answering": self.answering}
+
+
+def _on_disk(town: Town) -> list[str]:
+    return scan_data_dir(town).names
+
+
+def status(town: Town, settings: DoltSettings) -> Status:
+    seen = observe(town, settings)
+    pid_file, state, running, notes = seen.pid_file, seen.state, seen.running, seen.problems
+    if running is None:
+        if pid_file.exists:
+            if pid_file.pid:
+                notes.append(f"{town.pid_file} names pid {pid_file.pid}, which is not this town's server")
+            notes.append("a stale pid file was left; gt-dolt start (or stop) cleans it up")
+        holders = procs.port_holders(settings.host, settings.port)
+        if holders:
+            notes.append(
+                f"port {settings.port} is held by {', '.join(h.describe() for h in holders)}, "
+                "which is not this town's server"
+            )
+        return Status(
+            running=False,
+            exit_code=STALE_PID_FILE if pid_file.exists else STOPPED,
+            pid=None,
+            host=settings.host,
+            port=settings.port,
+            data_dir=str(town.data_dir),
+            databases=_on_disk(town),
+            databases_source="on disk",
+            sql=None,
+            started_at=None,
+            uptime_seconds=None,
+            connection=settings.connection_string,
+            pid_file_left=pid_file.exists,
+            found_via=None,
+            notes=notes,
+        )
+    target = settings.with_overrides(port=running.port)
+    code = RUNNING
+    sql: SqlState
+    try:
+        served = sqlclient.served_databases(target)
+        sql = "answering" if served is not None else "not answering"
+    except AccessDenied as exc:
+        served, sql, code = None, "refused credentials", DENIED
+        notes.append(str(exc))
+    if sql == "not answering":
+        notes.append(f"the process is alive but does not answer SQL on {target.address}; see gt-dolt doctor")
+    created = running.create_time() or time.time()
+    started_at = state.started_at if state.claims(running.pid) and state.started_at else iso_time(created)
+    notes.extend(found_notes(running, town, settings))
+    return Status(
+        running=True,
+        exit_code=code,
+        pid=running.pid,
+        host=settings.host,
+        port=running.port,
+        data_dir=str(town.data_dir),
+        databases=served if served is not None else _on_disk(town),
+        databases_source="served" if served is not None else "on disk",
+        sql=sql,
+        started_at=started_at,
+        uptime_seconds=round(time.time() - created, 1),
+        connection=target.connection_string,
+        pid_file_left=pid_file.exists,
+        found_via=running.via,
+        notes=notes,
+    )

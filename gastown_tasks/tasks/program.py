@@ -1,0 +1,125 @@
+"""gt-dolt's hand-over to Invoke: when a command line needs Invoke's parsing or configuration.
+
+Inside a project with a tasks.py that adds our collection, `gt-dolt <command>` runs exactly as
+`invoke <collection>.<command>` does there (the same collection, invoke.yaml and code-set
+configuration).  Otherwise gt-dolt is Invoke's bundled-namespace program for the dolt collection,
+reading the invoke.yaml beside the nearest tasks.py, as `invoke` would.  Ctrl-C anywhere is
+"interrupted" (130) and Invoke's own configuration errors are one line (exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from invoke import Program
+from invoke.exceptions import Exit
+
+from .._version import __version__
+from ..commands.runner import INTERRUPTED
+from ..commands.surface import BY_NAME, DEFAULT
+from ..ops.errors import ConfigError
+from . import dolt
+from .config import config_error_message, install_config_error_hook
+
+
+class GtDoltProgram(Program):
+    def __init__(self, project: Path | None, run_command: bool) -> None:
+        # A project is loaded as Invoke loads it only to run a command; help and lists are ours.
+        self.project = project
+        self.in_project = project is not None and run_command
+        super().__init__(
+            name="gt-dolt",
+            binary="gt-dolt",
+            binary_names=["gt-dolt"],
+            version=__version__,
+            namespace=None if self.in_project else dolt.ns,
+        )
+        self.prefix = ""
+
+    def _guard(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except KeyboardInterrupt:
+            raise Exit("interrupted", code=INTERRUPTED) from None
+        except ConfigError as exc:
+            self._config_error(str(exc))
+        except Exit:
+            raise
+        except Exception as exc:
+            message = config_error_message(exc)
+            if message is None:
+                raise
+            self._config_error(message)
+
+    def _config_error(self, message: str) -> None:
+        if "--json" in sys.argv or "-j" in sys.argv[1:]:
+            print(json.dumps({"error": message, "exit_code": 2}))
+        raise Exit(f"error: {message}", code=2)
+
+    def create_config(self) -> None:
+        self._guard(super().create_config)
+
+    def parse_core(self, argv: Any) -> None:
+        self._guard(lambda: super(GtDoltProgram, self).parse_core(argv))
+
+    def parse_collection(self) -> None:
+        try:
+            self._guard(super().parse_collection)
+        except Exit:
+            raise
+        except Exception as exc:  # a tasks.py that does not import: say so, run ours without it
+            print(
+                f"gt-dolt: cannot load the tasks.py in {self.project}: {type(exc).__name__}: {exc}; "
+                "running gt-dolt's own commands without its configuration",
+                file=sys.stderr,
+            )
+            self.in_project, self.collection = False, dolt.ns
+            return
+        if self.in_project:
+            # Invoke deep-copies collections and tasks as it loads them, but not their functions.
+            mine = dolt.TASKS[DEFAULT.name].body
+            ours = [
+                name
+                for name, coll in self.collection.collections.items()
+                if getattr(coll.tasks.get(DEFAULT.name), "body", None) is mine
+            ]
+            if ours:
+                self.prefix = f"{ours[0]}."
+            else:  # this project does not use our collection: run ours with its config
+                self.collection = dolt.ns
+        elif self.project is not None:
+            self.config.set_project_location(str(self.project))
+            self._guard(self.config.load_project)
+
+    def parse_tasks(self) -> None:
+        if self.prefix:
+            unparsed = list(self.core.unparsed)
+            if not unparsed:
+                unparsed = [DEFAULT.name]
+            if unparsed[0] in BY_NAME:
+                unparsed[0] = self.prefix + unparsed[0]
+            self.core.unparsed = unparsed
+        self._guard(super().parse_tasks)
+
+    def parse_cleanup(self) -> None:
+        self._guard(super().parse_cleanup)
+
+    def update_config(self, merge: bool = True) -> None:
+        self._guard(lambda: super(GtDoltProgram, self).update_config(merge))
+
+    def execute(self) -> None:
+        self._guard(super().execute)
+
+
+def run_invoke(args: list[str], project: Path | None, run_command: bool) -> int:
+    install_config_error_hook()
+    program = GtDoltProgram(project, run_command)
+    try:
+        program.run(["gt-dolt", *args])
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
