@@ -9,9 +9,11 @@ lazily, so `gastown_tasks.ops` and the `gt-dolt` fast path stay free of Invoke.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._version import __version__
+
+TYPE_CHECKING = False  # typing is not imported here: this module runs before gt-dolt's Ctrl-C guard
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["__version__", "add_dolt", "dolt", "install"]
 

@@ -14,12 +14,11 @@ import sys
 
 from ._version import __version__
 
-USAGE_EXIT = 2
+INTERRUPTED = 130
 
 
 def _run(args: list[str]) -> int:
-    from .commands.runner import INTERRUPTED, quiet_broken_pipe
-
+    """The whole command, imports included, inside one boundary: Ctrl-C is "interrupted", 130."""
     try:
         if args in (["--version"], ["-V"]):
             print(f"gt-dolt {__version__}")
@@ -47,12 +46,43 @@ def _run(args: list[str]) -> int:
         from .tasks.program import run_invoke
 
         return run_invoke(args, project.root, parsed is not None)
-    except KeyboardInterrupt:
+    except BrokenPipeError:
+        from .commands.runner import quiet_broken_pipe
+
+        return quiet_broken_pipe()
+    except OSError as exc:  # e.g. a working folder whose path is longer than PATH_MAX
+        print(
+            f"error: {exc.strerror or exc} ({exc.filename or 'a file'}); cd into your town, then retry"[:2000],
+            file=sys.stderr,
+        )
+        return 1
+    except BaseException as exc:
+        if not interrupted(exc):
+            raise
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
-    except BrokenPipeError:
-        return quiet_broken_pipe()
+
+
+def interrupted(exc: BaseException | None) -> bool:
+    """Ctrl-C, also when Python wrapped it (a KeyboardInterrupt inside a class body's __set_name__
+    surfaces as a RuntimeError caused by it)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def main() -> None:
-    sys.exit(_run(sys.argv[1:]))
+    code = _run(sys.argv[1:])
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: a late Ctrl-C changes nothing
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        from .commands.runner import quiet_broken_pipe
+
+        code = code or quiet_broken_pipe()
+    sys.exit(code)

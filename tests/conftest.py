@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +69,30 @@ def dolt_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def old_database(dolt: Path, folder: Path, rows: list[tuple[int, str]]) -> Path:
+    """A committed Dolt database with a table of rows, where the old layout kept it."""
+    folder.mkdir(parents=True)
+    values = ", ".join(f"({i}, '{title}')" for i, title in rows)
+
+    def run(*args: str) -> None:
+        subprocess.run([str(dolt), *args], cwd=folder, env=dolt_env(), check=True, capture_output=True)
+
+    run("init")
+    run(
+        "sql",
+        "-q",
+        f"CREATE TABLE issues (id INT PRIMARY KEY, title VARCHAR(40)); INSERT INTO issues VALUES {values}",
+    )
+    run("commit", "-Am", "old layout data")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory, dolt_binary: Path) -> Path:
+    """One committed Dolt database with an issues table, made once: copy it where one is needed."""
+    return old_database(dolt_binary, tmp_path_factory.mktemp("template") / "db", [(1, "template row")])
 
 
 def free_port() -> int:
@@ -186,6 +212,34 @@ def spawn_dolt_by_hand(
     )
 
 
+class Lines:
+    """A child's output read line by line, each line with a timeout: a child that stops writing fails
+    the test instead of hanging it."""
+
+    def __init__(self, stream: object) -> None:
+        self.fd = stream.fileno()  # type: ignore[attr-defined]
+        os.set_blocking(self.fd, False)
+        self.pending = b""
+
+    def next(self, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.pending:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no line from the child within {timeout:g}s (so far: {self.pending[-200:]!r})"
+            ready, _, _ = select.select([self.fd], [], [], remaining)
+            if ready:
+                chunk = os.read(self.fd, 65536)
+                assert chunk, f"the child closed its output (so far: {self.pending[-200:]!r})"
+                self.pending += chunk
+        line, _, self.pending = self.pending.partition(b"\n")
+        return line.decode("utf-8", errors="replace") + "\n"
+
+
+def first_line(proc: subprocess.Popen, timeout: float = 30) -> str:
+    assert proc.stdout is not None
+    return Lines(proc.stdout).next(timeout)
+
+
 LISTENER = """
 import socket, sys, time
 s = socket.socket()
@@ -199,7 +253,7 @@ time.sleep(600)
 def foreign_listener(port: int, address: str = "127.0.0.1") -> subprocess.Popen[str]:
     """A plain TCP listener that is not Dolt, returned once it listens on address:port."""
     holder = subprocess.Popen([sys.executable, "-c", LISTENER, str(port), address], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
+    assert first_line(holder).strip() == "up"
     return holder
 
 

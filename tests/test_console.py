@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from conftest import GT_DOLT, TownFixture, end
+from conftest import GT_DOLT, Lines, TownFixture, end
 from gastown_tasks.ops import server
 
 
@@ -52,18 +52,19 @@ def test_logs_follow_sees_appended_truncated_and_rotated_lines_and_ctrl_c_exits_
     log = t.town.log_file
     log.write_text("old line\n")
     follower = _follower(t)
+    lines = Lines(follower.stdout)
     try:
-        assert follower.stdout.readline() == "old line\n"
+        assert lines.next() == "old line\n"
         with log.open("a") as handle:
             handle.write("appended after follow started\n")
-        assert follower.stdout.readline() == "appended after follow started\n"
+        assert lines.next() == "appended after follow started\n"
         log.write_text("")  # truncated in place (copytruncate)
         with log.open("a") as handle:
             handle.write("after truncation\n")
-        assert follower.stdout.readline() == "after truncation\n"
+        assert lines.next() == "after truncation\n"
         os.rename(log, log.with_suffix(".log.1"))  # rotated: a new file takes the name
         log.write_text("in the new file\n")
-        assert follower.stdout.readline() == "in the new file\n"
+        assert lines.next() == "in the new file\n"
         follower.send_signal(signal.SIGINT)
         assert follower.wait(timeout=30) == 0
         assert "Traceback" not in follower.stderr.read()

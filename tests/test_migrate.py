@@ -11,29 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TownFixture
+from conftest import TownFixture, old_database
 from gastown_tasks.ops import migrate as migration
 from gastown_tasks.ops import server
 from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.errors import MigrationError
-
-
-def old_database(dolt: Path, folder: Path, rows: list[tuple[int, str]]) -> Path:
-    """A committed Dolt database with a table of rows, where the old layout kept it."""
-    folder.mkdir(parents=True)
-    values = ", ".join(f"({i}, '{title}')" for i, title in rows)
-
-    def run(*args: str) -> None:
-        subprocess.run([str(dolt), *args], cwd=folder, env=dolt_env(), check=True, capture_output=True)
-
-    run("init")
-    run(
-        "sql",
-        "-q",
-        f"CREATE TABLE issues (id INT PRIMARY KEY, title VARCHAR(40)); INSERT INTO issues VALUES {values}",
-    )
-    run("commit", "-Am", "old layout data")
-    return folder
 
 
 def rows(t: TownFixture, rig: str) -> list[tuple]:

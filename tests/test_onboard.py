@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import TownFixture
+from conftest import TownFixture, old_database
 from gastown_tasks.ops.runfiles import read_state
-from test_migrate import old_database, rows
+from test_migrate import rows
 
 TOWN_TASKS = """
 from invoke import Collection

@@ -16,9 +16,9 @@ def notes(lines: list[str]) -> None:
 def describe_start(result: StartResult) -> str:
     what = "started" if result.started else "already running"
     rigs = ", ".join(result.databases) or "no rig databases"
+    address = f"[{result.host}]" if ":" in result.host else result.host
     return (
-        f"dolt sql-server {what}: pid {result.pid} on {result.host}:{result.port}, "
-        f"serving {rigs} (log: {result.log_file})"
+        f"dolt sql-server {what}: pid {result.pid} on {address}:{result.port}, serving {rigs} (log: {result.log_file})"
     )
 
 

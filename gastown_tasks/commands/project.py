@@ -42,11 +42,18 @@ def _untrusted(path: Path) -> str | None:
     return None
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):  # too long, not a folder, NUL bytes: not a tasks.py
+        return False
+
+
 def find_project(start: Path) -> Project:
     """The nearest tasks.py (or tasks/ package) at or above `start`, as Invoke's loader finds it."""
     for folder in (start, *start.parents):
         for candidate in (folder / "tasks.py", folder / "tasks" / "__init__.py"):
-            if candidate.is_file():
+            if _is_file(candidate):
                 why = _untrusted(candidate)
                 if why is None:
                     return Project(folder)

@@ -87,7 +87,11 @@ def run_guarded(call: Callable[[], Any], as_json: bool = False) -> int:
         return say_error(str(exc), exc.exit_code, as_json)
     except OSError as exc:
         return say_error(os_error_line(exc), 1, as_json)
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        from ..cli import interrupted
+
+        if not interrupted(exc):
+            raise
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
 

@@ -16,6 +16,7 @@ from . import procs, safefs, sqlclient
 from .binary import DOLT_RELEASE, find_dolt, identify
 from .discovery import Observed, observe
 from .errors import AccessDenied, GastownError, Remedy
+from .launch import RUN_FILES
 from .rigs import scan_data_dir
 from .settings import DoltSettings
 from .town import Town
@@ -70,9 +71,6 @@ def check_binary(settings: DoltSettings) -> Check:
             "gt-dolt install, then unset dolt.binary or take the other dolt off PATH",
         )
     return Check("binary", "ok", f"{dolt.path} ({dolt.version})")
-
-
-RUN_FILES = ("pid_file", "state_file", "log_file", "lock_file", "config_file")
 
 
 def planted(town: Town) -> list[str]:

@@ -84,7 +84,9 @@ class StartFailed(GastownError):
 
 
 class AccessDenied(GastownError):
-    """The server refused our credentials."""
+    """The server refused our credentials (exit 6: it runs, but not for us)."""
+
+    exit_code = 6
 
     @classmethod
     def for_user(cls, user: str, where: str, detail: str = "") -> AccessDenied:

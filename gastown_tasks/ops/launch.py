@@ -68,8 +68,21 @@ def check_network(settings: DoltSettings) -> None:
     )
 
 
+RUN_FILES = ("pid_file", "state_file", "log_file", "lock_file", "config_file")
+
+
+def check_run_files(town: Town) -> None:
+    """Refuse before anything is spawned when a file a start writes has been planted."""
+    for name in RUN_FILES:
+        path = getattr(town, name)
+        what = safefs.describe(path)
+        if what is not None:
+            raise safefs.unsafe(path, what)
+
+
 def preflight(town: Town, settings: DoltSettings) -> Plan:
     check_network(settings)
+    check_run_files(town)
     found = scan_data_dir(town)
     if found.linked:
         names = ", ".join(str(path) for path in found.linked)

@@ -76,8 +76,8 @@ def _init_on_disk(town: Town, name: str, dolt: Path, identity: tuple[str, str] |
     try:
         done = run_dolt(dolt, "init", "--name", author, "--email", email, cwd=staging)
         if done.returncode != 0:
-            detail = (done.stderr or done.stdout).strip()[-1000:]
-            raise RigError(f"dolt init failed for rig {name} (exit {done.returncode}): {detail}")
+            detail = " ".join((done.stderr or done.stdout).split())[-1000:]
+            raise RigError(f"dolt init failed for rig {name} (exit {done.returncode}): {detail}{_full_disk(town)}")
         with safefs.open_dir(town.data_dir, root=town.root) as dfd:
             try:
                 os.rename(staging.name, name, src_dir_fd=dfd, dst_dir_fd=dfd)
@@ -86,6 +86,14 @@ def _init_on_disk(town: Town, name: str, dolt: Path, identity: tuple[str, str] |
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _full_disk(town: Town) -> str:
+    try:
+        full = os.statvfs(town.data_dir).f_bavail == 0
+    except OSError:
+        return ""
+    return f"; the file system holding {town.data_dir} is full: free some space, then retry" if full else ""
 
 
 def _create_through_server(settings: DoltSettings, name: str) -> None:

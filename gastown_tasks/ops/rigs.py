@@ -68,7 +68,7 @@ def scan_data_dir(town: Town) -> DataDir:
             continue
         path = Path(entry.path)
         if entry.is_symlink():
-            if is_dolt_database(path) or path.is_dir():
+            if RIG_NAME.fullmatch(entry.name) and (is_dolt_database(path) or path.is_dir()):
                 linked.append(path)
             continue
         if entry.is_dir(follow_symlinks=False) and is_dolt_database(path):

@@ -52,6 +52,7 @@ class PidFile:
     exists: bool
     pid: int | None = None
     problem: str | None = None
+    unsafe: bool = False  # planted (a link, FIFO, folder, another's file): never written through
 
 
 def parse_pid_file(raw: bytes, where: object) -> PidFile:
@@ -73,8 +74,10 @@ def read_pid_file(town: Town) -> PidFile:
     try:
         raw = safefs.read_bytes(town.pid_file, PID_FILE_LIMIT, root=town.root)
     except UnsafeFolder as exc:
-        return PidFile(exists=False, problem=str(exc))
-    except (UnsafeFile, FileFailure) as exc:
+        return PidFile(exists=False, problem=str(exc), unsafe=True)
+    except UnsafeFile as exc:
+        return PidFile(exists=True, problem=str(exc), unsafe=True)
+    except FileFailure as exc:
         return PidFile(exists=True, problem=str(exc))
     if raw is None:
         return PidFile(exists=False)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from . import procs, sqlclient
 from .discovery import Via, found_notes, observe
-from .errors import AccessDenied
+from .errors import AccessDenied, GastownError
 from .rigs import scan_data_dir
 from .runfiles import iso_time
 from .settings import DoltSettings
@@ -52,8 +52,12 @@ class Status:
         return {**asdict(self), "answering": self.answering}
 
 
-def _on_disk(town: Town) -> list[str]:
-    return scan_data_dir(town).names
+def _on_disk(town: Town, notes: list[str]) -> list[str]:
+    try:
+        return scan_data_dir(town).names
+    except GastownError as exc:
+        notes.append(str(exc))
+        return []
 
 
 def status(town: Town, settings: DoltSettings) -> Status:
@@ -63,7 +67,8 @@ def status(town: Town, settings: DoltSettings) -> Status:
         if pid_file.exists:
             if pid_file.pid:
                 notes.append(f"{town.pid_file} names pid {pid_file.pid}, which is not this town's server")
-            notes.append("a stale pid file was left; gt-dolt start (or stop) cleans it up")
+            if not pid_file.unsafe:
+                notes.append("a stale pid file was left; gt-dolt start (or stop) cleans it up")
         holders = procs.port_holders(settings.host, settings.port)
         if holders:
             notes.append(
@@ -77,7 +82,7 @@ def status(town: Town, settings: DoltSettings) -> Status:
             host=settings.host,
             port=settings.port,
             data_dir=str(town.data_dir),
-            databases=_on_disk(town),
+            databases=_on_disk(town, notes),
             databases_source="on disk",
             sql=None,
             started_at=None,
@@ -108,7 +113,7 @@ def status(town: Town, settings: DoltSettings) -> Status:
         host=settings.host,
         port=running.port,
         data_dir=str(town.data_dir),
-        databases=served if served is not None else _on_disk(town),
+        databases=served if served is not None else _on_disk(town, notes),
         databases_source="served" if served is not None else "on disk",
         sql=sql,
         started_at=started_at,

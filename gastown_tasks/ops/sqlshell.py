@@ -53,7 +53,7 @@ def sql_command(town: Town, settings: DoltSettings, rig: str | None = None, quer
         argv = [
             dolt,
             "--host",
-            settings.host,
+            settings.url_host,  # Dolt's client joins host and port as they are: IPv6 needs brackets
             "--port",
             str(running.port),
             "--user",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,8 +77,15 @@ class Town:
             return str(path)
 
 
+def _exists(path: Path, kind: int) -> bool:
+    try:
+        return stat.S_IFMT(os.stat(path).st_mode) == kind
+    except (OSError, ValueError):  # a path too long, a NUL byte, a file in the way: not there
+        return False
+
+
 def _is_town(path: Path) -> bool:
-    return (path / MARKER).is_file()
+    return _exists(path / MARKER, stat.S_IFREG)
 
 
 def _explicit_root(value: str, where: str) -> Path:
@@ -115,7 +123,7 @@ def find_town_root(
             if not in_worktree:
                 return folder
             marked = folder
-        elif (folder / "mayor").is_dir():
+        elif _exists(folder / "mayor", stat.S_IFDIR):
             mayor_only = folder
     found = marked or mayor_only
     if found is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TownFixture, fake_dolt, foreign_listener, free_port, spawn_dolt_by_hand
+from conftest import TownFixture, fake_dolt, first_line, foreign_listener, free_port, spawn_dolt_by_hand
 from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, dolt_trees, end, kill_9, wait_for_sql
 from gastown_tasks.ops import server
 from gastown_tasks.ops.binary import dolt_env
@@ -265,7 +265,7 @@ def test_doctor_fails_when_two_servers_serve_this_town(rigged_town: TownFixture)
                 start_new_session=True,
             )
             fakes.append(fake)
-            assert fake.stdout is not None and "listening" in fake.stdout.readline()
+            assert "listening" in first_line(fake)
         done = t.gt_dolt("doctor")
         assert_clean(done, 1)
         line = lines_by_check(done.stdout)["orphans"]

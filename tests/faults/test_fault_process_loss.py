@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import TownFixture, fake_dolt
+from conftest import TownFixture, fake_dolt, first_line
 from faultkit import alive, assert_clean, end, kill_9, wait_for_sql
 from gastown_tasks.ops import server
 from gastown_tasks.ops.runfiles import read_pid_file, read_state
@@ -74,7 +74,7 @@ def _ignores_sigterm(t: TownFixture) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,
     )
-    assert fake.stdout is not None and "listening" in fake.stdout.readline()
+    assert "listening" in first_line(fake)
     return fake
 
 

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 import gastown_tasks
-from conftest import GT_DOLT, TownFixture, fake_dolt
+from conftest import GT_DOLT, TownFixture, fake_dolt, old_database
 from faultkit import (
     alive,
     assert_clean,
@@ -26,7 +26,6 @@ from faultkit import (
     wait_until,
 )
 from gastown_tasks.ops import server
-from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.runfiles import read_pid_file
 
 pytestmark = pytest.mark.faults
@@ -193,13 +192,6 @@ def _inside_dolt(path: str) -> bool:
     return ".dolt" in Path(path).parts
 
 
-def _old_layout_database(dolt: Path, folder: Path) -> None:
-    folder.mkdir(parents=True)
-    for args in (["init"], ["sql", "-q", "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1)"]):
-        subprocess.run([str(dolt), *args], cwd=folder, env=dolt_env(), check=True, capture_output=True)
-    subprocess.run([str(dolt), "commit", "-Am", "old"], cwd=folder, env=dolt_env(), check=True, capture_output=True)
-
-
 def test_package_never_writes_deletes_or_signals_inside_dolt_folders_and_never_runs_a_shell(
     town: TownFixture, dolt_binary: Path, tmp_path: Path
 ) -> None:
@@ -210,7 +202,7 @@ def test_package_never_writes_deletes_or_signals_inside_dolt_folders_and_never_r
     audit = tmp_path / "audit.jsonl"
     has_migrate = (PACKAGE / "ops" / "migrate.py").exists()
     if has_migrate:
-        _old_layout_database(dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads")
+        old_database(dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "old")])
     steps = [
         (["init-rig", "hq"], 0),
         (["migrate", "--dry-run"], 0),
@@ -291,7 +283,7 @@ def test_migrate_moves_each_dolt_tree_whole_and_unchanged(town: TownFixture, dol
         "gastown": t.root / "gastown" / ".beads" / "dolt" / "beads",
     }
     for folder in sources.values():
-        _old_layout_database(dolt_binary, folder)
+        old_database(dolt_binary, folder, [(1, "old")])
     before = {rig: tree_snapshot(folder / ".dolt") for rig, folder in sources.items()}
     assert_clean(t.gt_dolt("migrate", "--dry-run"), 0)
     assert {rig: tree_snapshot(folder / ".dolt") for rig, folder in sources.items()} == before

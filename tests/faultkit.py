@@ -18,11 +18,11 @@ from pathlib import Path
 
 import psutil
 
-from conftest import GT_DOLT, TownFixture, end  # noqa: F401 - end is re-exported to the fault tests
+from conftest import GT_DOLT, TownFixture, end, first_line  # noqa: F401 - end is re-exported to the fault tests
 from gastown_tasks.ops import sqlclient
 from gastown_tasks.ops.polling import poll_until
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent / "faults"
 AUDITED = HERE / "audited_gt_dolt.py"
 READONLY = HERE / "readonly_daemon.py"
 
@@ -37,7 +37,7 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = 60) 
 def sleeper() -> subprocess.Popen[str]:
     """A live process that is not Dolt and serves nothing: a pid to plant in our files."""
     proc = subprocess.Popen([sys.executable, "-c", SLEEPER], stdout=subprocess.PIPE, text=True, start_new_session=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+    assert first_line(proc).strip() == "up"
     return proc
 
 

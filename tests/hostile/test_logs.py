@@ -1,0 +1,104 @@
+"""Logs are bounded and lossless: a bounded tail on any file, a follow from the same open file."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import GT_DOLT, Lines, TownFixture, end
+from faultkit import assert_clean
+from gastown_tasks.ops.polling import poll_until
+
+pytestmark = pytest.mark.hostile
+
+LINE_CAP = 90_000  # below `logs -n 100000`, so the tail alone could show every line written before it
+
+
+def test_logs_follow_loses_no_line_written_while_it_starts(rigged_town: TownFixture) -> None:
+    """A writer appends numbered lines, bursts of 50 as fast as it can, before, while and after the
+    follower starts; every line must come out once, in order."""
+    t = rigged_town
+    t.town.daemon_dir.mkdir(exist_ok=True)
+    t.town.log_file.write_text("")
+    t.town.log_file.chmod(0o600)
+    stop = threading.Event()
+    written = [0]
+
+    def writer() -> None:
+        with open(t.town.log_file, "a", buffering=1) as log:
+            while not stop.is_set() and written[0] < LINE_CAP:
+                for _ in range(50):
+                    log.write(f"line {written[0]}\n")
+                    written[0] += 1
+                time.sleep(0.001)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    follower = subprocess.Popen(
+        [*GT_DOLT, "logs", "-n", "100000", "-f"], cwd=t.root, env=t.env(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        lines = Lines(follower.stdout)
+        seen = [lines.next(timeout=60).rstrip("\n")]  # the tail has been read: the writer is still going
+        more = written[0] + 5_000  # lines that can only come through the follow
+        assert poll_until(lambda: written[0] >= more or not thread.is_alive(), 60)
+        stop.set()
+        thread.join(timeout=60)
+        last = f"line {written[0] - 1}"
+        assert written[0] < LINE_CAP, "the writer outran the follower's start; the tail alone showed it all"
+        while seen[-1] != last:
+            seen.append(lines.next(timeout=60).rstrip("\n"))
+        assert seen == [f"line {i}" for i in range(written[0])]
+    finally:
+        stop.set()
+        follower.send_signal(signal.SIGINT)
+        end(follower)
+
+
+def test_logs_tail_of_256_mib_without_a_newline_is_bounded(rigged_town: TownFixture) -> None:
+    t = rigged_town
+    t.town.daemon_dir.mkdir(exist_ok=True)
+    with open(t.town.log_file, "wb") as log:
+        log.truncate(256 * 1024 * 1024)  # 256 MiB of NULs, not one newline (sparse: instant)
+    os.chmod(t.town.log_file, 0o600)
+    done = subprocess.run([*GT_DOLT, "logs", "-n", "5"], cwd=t.root, env=t.env(), capture_output=True, timeout=60)
+    assert done.returncode == 0 and b"Traceback" not in done.stderr
+    assert len(done.stdout) < 70 * 1024  # one line, cut at 64 KiB, and a note saying so
+    assert b"line cut at 65,536" in done.stdout
+
+
+def test_logs_on_a_terminal_show_control_characters_instead_of_obeying_them(rigged_town: TownFixture) -> None:
+    t = rigged_town
+    t.town.daemon_dir.mkdir(exist_ok=True)
+    t.town.log_file.write_bytes(b"plain\n\x1b]0;pwned\x07 \x1b[2J cleared\n")
+    t.town.log_file.chmod(0o600)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*GT_DOLT, "logs"], cwd=t.root, env=t.env(), stdout=slave, stderr=slave)
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 60
+    try:
+        while b"cleared" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if ready:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        assert proc.wait(timeout=60) == 0
+    finally:
+        os.close(master)
+        end(proc)
+    assert b"\x1b" not in seen and b"\\x1b]0;pwned\\x07" in seen and b"\\x1b[2J cleared" in seen
+
+
+def test_logs_n_out_of_range_is_a_usage_error(rigged_town: TownFixture) -> None:
+    done = rigged_town.gt_dolt("logs", "-n", "99999999999")
+    assert_clean(done, 2)
