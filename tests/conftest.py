@@ -95,6 +95,35 @@ def template_db(tmp_path_factory: pytest.TempPathFactory, dolt_binary: Path) -> 
     return old_database(dolt_binary, tmp_path_factory.mktemp("template") / "db", [(1, "template row")])
 
 
+BAD_RIG_NAMES = {
+    "empty": "",
+    "dot-dot": "..",
+    "dot": ".",
+    "parent-path": "../x",
+    "slash": "a/b",
+    "absolute": "/tmp/x",
+    "space": "my rig",
+    "65-characters": "r" * 65,
+    "leading-dash": "-rig",
+    "backtick": "a`b",
+    "quote": "a'b",
+    "dot-inside": "a.b",
+    "non-ascii": "r\u00efg",
+    "reserved-mysql": "mysql",
+    "reserved-information-schema": "information_schema",
+    "reserved-performance-schema": "performance_schema",
+    "reserved-sys": "sys",
+    "reserved-any-case": "MySQL",
+}
+
+
+def tree(root: Path) -> list[str]:
+    """Every path under root (hidden ones too), to prove nothing was created."""
+    return sorted(
+        str(Path(folder, name).relative_to(root)) for folder, dirs, files in os.walk(root) for name in dirs + files
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -262,3 +291,10 @@ def end(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
     proc.wait(timeout=30)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """tests/unit/ is the unit layer (pure functions, no Dolt): `pytest -m unit` runs it alone."""
+    for item in items:
+        if "unit" in item.path.parts:
+            item.add_marker(pytest.mark.unit)

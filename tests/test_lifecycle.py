@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 from conftest import TownFixture, end, free_port, spawn_dolt_by_hand
+from faultkit import wait_for_sql
 from gastown_tasks.ops import server, serverstatus
 from gastown_tasks.ops.errors import NoRigs
 from gastown_tasks.ops.runfiles import read_pid_file, read_state
@@ -77,7 +78,7 @@ def test_server_started_by_hand_is_seen_and_stopped(rigged_town: TownFixture, do
     t = rigged_town
     by_hand = spawn_dolt_by_hand(dolt_binary, t)
     try:
-        _wait_for_sql(t)
+        wait_for_sql(t)
         st = serverstatus.status(t.town, t.settings)
         assert st.running and st.pid == by_hand.pid and st.found_via == "port"
         assert st.databases == ["hq"]
@@ -88,17 +89,6 @@ def test_server_started_by_hand_is_seen_and_stopped(rigged_town: TownFixture, do
         assert by_hand.wait(timeout=30) is not None
     finally:
         end(by_hand)
-
-
-def _wait_for_sql(t: TownFixture) -> None:
-    import time
-
-    from gastown_tasks.ops import sqlclient
-
-    deadline = time.monotonic() + 60
-    while sqlclient.served_databases(t.settings, timeout=1) is None:
-        assert time.monotonic() < deadline, "hand-started dolt never answered"
-        time.sleep(0.01)
 
 
 def test_status_exit_codes_running_stopped_and_stale_pid(rigged_town: TownFixture) -> None:

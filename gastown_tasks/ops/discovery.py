@@ -158,10 +158,18 @@ def found_notes(running: Running, town: Town, settings: DoltSettings) -> list[st
     if not running.listening:
         notes.append(f"pid {running.pid} listens on no port yet (recorded at its start)")
     elif running.port != settings.port:
-        notes.append(
-            f"it listens on port {running.port}, not the configured port {settings.port}; "
-            "gt-dolt restart moves it to the configured port"
-        )
+        holders = [h for h in procs.port_holders(settings.host, settings.port) if h.pid != running.pid]
+        if holders:
+            notes.append(
+                f"it listens on port {running.port}, not the configured port {settings.port}, which "
+                f"{', '.join(h.describe() for h in holders)} holds; free that port (or set dolt.port to "
+                f"{running.port}) before gt-dolt restart"
+            )
+        else:
+            notes.append(
+                f"it listens on port {running.port}, not the configured port {settings.port}; "
+                "gt-dolt restart moves it to the configured port"
+            )
     return notes
 
 

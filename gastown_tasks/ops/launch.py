@@ -23,11 +23,11 @@ from typing import Any
 import psutil
 
 from . import logrotate, safefs, serverconfig, sqlclient
-from .binary import DoltBinary, dolt_env, find_dolt, identify
+from .binary import DoltBinary, dolt_command_hint, dolt_env, find_dolt, identify, run_dolt
 from .discovery import Record, mark_stopped, state_of
 from .errors import ConfigError, GastownError, NoRigs, StartFailed, UnsafeFile
 from .logfile import file_size
-from .readiness import log_tail, skipped_rigs, wait_ready
+from .readiness import damaged_rig_hint, log_tail, skipped_rigs, wait_ready
 from .rigs import scan_data_dir
 from .runfiles import ensure_daemon_dir, iso_time, read_pid_file, remove_run_file, write_pid_file, write_state
 from .settings import DoltSettings
@@ -175,6 +175,28 @@ def _apply_wait_timeout(settings: DoltSettings) -> None:
     sqlclient.call(settings, work, what="set wait_timeout")
 
 
+PROBE_LIMIT = 100  # rigs probed after a failed start (each probe is one short `dolt log`)
+
+
+def damaged_rigs(town: Town, plan: Plan) -> str:
+    """Which rigs Dolt cannot open, after the server exited at start: Dolt's own message
+    ("EOF", "corrupt manifest") does not name the database it choked on.
+    """
+    found = []
+    for name in plan.rigs[:PROBE_LIMIT]:
+        try:
+            done = run_dolt(plan.dolt.path, "log", "-n", "1", cwd=town.rig_dir(name), timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode != 0:
+            said = " ".join((done.stderr or done.stdout).split())[:200] or f"exit {done.returncode}"
+            found.append(
+                f"rig {name} at {town.rig_dir(name)} cannot be opened (Dolt says: {said}); "
+                f"{damaged_rig_hint(town, name, dolt_command_hint(plan.dolt.path))}"
+            )
+    return ("\n" + "\n".join(found)) if found else ""
+
+
 def launch(
     town: Town, settings: DoltSettings, plan: Plan, timeout: float, echo: Callable[[str], None] = print
 ) -> StartResult:
@@ -189,7 +211,11 @@ def launch(
         with safefs.open_append(town.log_file, root=town.root) as log_fd, interrupts_deferred():
             child, proc = _spawn(town, settings, plan, log_fd)
         served = wait_ready(
-            child, settings, plan.rigs, timeout, lambda missing: skipped_rigs(town, log_offset, missing)
+            child,
+            settings,
+            plan.rigs,
+            timeout,
+            lambda missing: skipped_rigs(town, log_offset, missing, dolt_command_hint(plan.dolt.path)),
         )
         _apply_wait_timeout(settings)
         record = Record(
@@ -201,9 +227,11 @@ def launch(
         )
         write_state(town, state_of(town, record))
     except StartFailed as exc:
+        exited = child is not None and child.poll() is not None
         if child is not None:
             discard_child(child, town, str(exc))
-        raise StartFailed(f"{exc}\n{log_tail(town, log_offset)}") from None
+        damaged = damaged_rigs(town, plan) if exited else ""
+        raise StartFailed(f"{exc}{damaged}\n{log_tail(town, log_offset)}") from None
     except BaseException as exc:  # refused credentials, Ctrl-C, anything unexpected: leave nothing behind
         if child is not None:
             discard_child(child, town, str(exc) or "start interrupted")

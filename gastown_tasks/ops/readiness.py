@@ -59,18 +59,18 @@ def skipped_in_log(text: str, wanted: dict[str, str]) -> dict[str, str]:
     return found
 
 
-def damaged_rig_hint(town: Town, name: str) -> str:
-    return f"check it with Dolt's own repair tool: cd {town.rig_dir(name)} && dolt fsck"
+def damaged_rig_hint(town: Town, name: str, dolt: str = "dolt") -> str:
+    return f"check it with Dolt's own repair tool: cd {town.rig_dir(name)} && {dolt} fsck"
 
 
-def skipped_rigs(town: Town, offset: int, missing: list[str]) -> str | None:
+def skipped_rigs(town: Town, offset: int, missing: list[str], dolt: str = "dolt") -> str | None:
     """Why Dolt gave up on missing rigs, from its log since `offset`; None when it did not say."""
     wanted = {os.path.realpath(town.rig_dir(name)): name for name in missing}
     found = skipped_in_log(read_since(town.log_file, offset, root=town.root), wanted)
     if not found:
         return None
     rigs = "; ".join(f"rig {name} at {town.rig_dir(name)} ({why})" for name, why in sorted(found.items()))
-    hints = "; ".join(damaged_rig_hint(town, name) for name in sorted(found))
+    hints = "; ".join(damaged_rig_hint(town, name, dolt) for name in sorted(found))
     return (
         f"dolt sql-server skipped {rigs}: Dolt cannot open that database, so waiting longer would not "
         f"help. {hints} (or move it out of {town.data_dir}), then start again"

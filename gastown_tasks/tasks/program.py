@@ -114,6 +114,26 @@ class GtDoltProgram(Program):
     def execute(self) -> None:
         self._guard(super().execute)
 
+    def print_help(self) -> None:
+        super().print_help()
+        print(HELP_EPILOGUE.strip("\n"))
+        print()
+
+
+HELP_EPILOGUE = """
+What gt-dolt reads (exactly what `invoke dolt.<subcommand>` sees there):
+  defaults < Invoke config (/etc/invoke.yaml, ~/.invoke.yaml, the invoke.yaml
+  beside the nearest tasks.py, what that tasks.py configures in code,
+  INVOKE_DOLT_*) < GT_DOLT_* < flags.  Inside a project whose tasks.py adds the
+  dolt collection, `gt-dolt X` runs as `invoke dolt.X` there.  A tasks.py that
+  is not yours (or root's), or that others can write, is ignored with a
+  warning; an invoke.yaml without a tasks.py beside it is ignored, as by invoke.
+
+Exit codes: 0 ok (status: running), 1 failed (status: stale pid file),
+  2 bad configuration or arguments, 3 not running, 4 not in a town,
+  5 the server is remote, 6 credentials refused, 130 interrupted.
+"""
+
 
 def run_invoke(args: list[str], project: Path | None, run_command: bool) -> int:
     install_config_error_hook()

@@ -2,46 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-from conftest import TownFixture
+from conftest import BAD_RIG_NAMES, TownFixture, tree
 from faultkit import assert_clean
 from gastown_tasks.ops import server
 from gastown_tasks.ops.errors import RigError
 from gastown_tasks.ops.rigadmin import init_rig
 
 pytestmark = pytest.mark.faults
-
-BAD_RIG_NAMES = {
-    "empty": "",
-    "dot-dot": "..",
-    "dot": ".",
-    "parent-path": "../x",
-    "slash": "a/b",
-    "absolute": "/tmp/x",
-    "space": "my rig",
-    "65-characters": "r" * 65,
-    "leading-dash": "-rig",
-    "backtick": "a`b",
-    "quote": "a'b",
-    "dot-inside": "a.b",
-    "non-ascii": "r\u00efg",
-    "reserved-mysql": "mysql",
-    "reserved-information-schema": "information_schema",
-    "reserved-performance-schema": "performance_schema",
-    "reserved-sys": "sys",
-    "reserved-any-case": "MySQL",
-}
-
-
-def tree(root: Path) -> list[str]:
-    """Every path under root (hidden ones too), to prove nothing was created."""
-    return sorted(
-        str(Path(folder, name).relative_to(root)) for folder, dirs, files in os.walk(root) for name in dirs + files
-    )
 
 
 @pytest.mark.parametrize("name", BAD_RIG_NAMES.values(), ids=BAD_RIG_NAMES.keys())

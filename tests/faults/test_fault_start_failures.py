@@ -47,6 +47,10 @@ def test_unreadable_database_makes_a_real_dolt_exit_and_start_fails_with_the_log
     assert "dolt sql-server exited with code 1 before it was ready" in done.stderr
     assert "the log lines below say why" in done.stderr
     assert f"last lines of {t.town.log_file}:" in done.stderr and "gastown-tasks: " in done.stderr
+    broken = t.town.rig_dir("broken")
+    assert f"rig broken at {broken} cannot be opened" in done.stderr  # Dolt's own "EOF" names no rig
+    assert f"cd {broken} && " in done.stderr and " fsck" in done.stderr
+    assert "rig hq " not in done.stderr
     assert_nothing_left(t)
 
 
