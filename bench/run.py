@@ -1,4 +1,4 @@
-"""Benchmarks: gt-dolt's overhead over bare Dolt, and how its cost grows with rigs (issue 5).
+"""Benchmarks: gt-dolt's overhead over bare Dolt, and how its cost grows with rigs .
 
     .venv/bin/python bench/run.py [--reps N] [--only import,status,start,scale] [--gt-dolt PATH]
 

@@ -26,11 +26,11 @@ def logs(env: Env, n: str | None = None, follow: bool = False, rotate: bool = Fa
     count = _count(n)
     town, settings = env.town_and_settings()
     if rotate:
+        from ..ops import logrotate
         from ..ops.locking import town_lock
-        from ..ops.logrotate import rotate as rotate_log
 
         with town_lock(town, wait=settings.lock_wait):
-            done = rotate_log(town, settings.log_keep)
+            done = logrotate.rotate(town, settings.log_keep)
         print(f"rotated {town.log_file}: {done}" if done else f"nothing to rotate: {town.log_file} is empty or missing")
         if not follow:
             return 0

@@ -6,10 +6,10 @@ from .runner import Env
 
 
 def doctor(env: Env, fix: bool = False, port: str | None = None) -> int:
-    from ..ops.doctor import doctor as examine
+    from ..ops import doctor as checkup
 
     town, settings = env.town_and_settings(port=port)
-    report = examine(town, settings, fix=fix)
+    report = checkup.examine(town, settings, fix=fix)
     for done in report.fixes:
         print(f"fixed: {done.what}" if done.done else done.what)
     if fix and not report.fixes:

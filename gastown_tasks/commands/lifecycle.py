@@ -115,8 +115,8 @@ def status(env: Env, json_: bool = False, port: str | None = None) -> int:
     if is_remote(settings):
         st = remote_status(settings)
     else:
-        from ..ops.serverstatus import status as local_status
+        from ..ops import serverstatus
 
-        st = local_status(env.town(settings), settings)
+        st = serverstatus.status(env.town(settings), settings)
     print(json.dumps(st.to_dict(), indent=2) if json_ else status_text(st))
     return st.exit_code

@@ -8,10 +8,10 @@ from .runner import Env
 
 
 def list_rigs(env: Env, json_: bool = False) -> int:
-    from ..ops.rigadmin import list_rigs as rigs_of
+    from ..ops import rigadmin
 
     town, settings = env.town_and_settings()
-    rigs = rigs_of(town, settings)
+    rigs = rigadmin.list_rigs(town, settings)
     if json_:
         print(
             json.dumps(
@@ -32,20 +32,20 @@ def list_rigs(env: Env, json_: bool = False) -> int:
 
 
 def init_rig(env: Env, name: str) -> int:
-    from ..ops.rigadmin import init_rig as create
+    from ..ops import rigadmin
 
     town, settings = env.town_and_settings()
-    path, served = create(town, settings, name)
+    path, served = rigadmin.init_rig(town, settings, name)
     how = "served now by the running server" if served else "the server serves it from its next start"
     print(f"created rig {name} at {path} ({how})")
     return 0
 
 
 def migrate(env: Env, dry_run: bool = False) -> int:
-    from ..ops.migrate import migrate as carry_out
+    from ..ops import migrate as migration
 
     town, settings = env.town_and_settings()
-    report = carry_out(town, settings, dry_run=dry_run)
+    report = migration.migrate(town, settings, dry_run=dry_run)
     done = len(report.planned if dry_run else report.moved)
     if not (done or report.skipped):
         print("nothing to migrate: no old .beads/dolt/beads databases left")

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import psutil
 
 from . import procs, safefs, sqlclient
 from .binary import DOLT_RELEASE, find_dolt, identify
-from .discovery import Observed, observe
+from .discovery import Observed
 from .errors import AccessDenied, GastownError, Remedy
 from .launch import RUN_FILES
 from .rigs import scan_data_dir
@@ -37,23 +37,6 @@ class Check:
     def line(self) -> str:
         text = f"{self.level:<4} {self.name}: {self.detail}"
         return f"{text} -- fix: {self.fix}" if self.fix else text
-
-
-@dataclass(frozen=True, kw_only=True)
-class Seen(Observed):
-    """One reading of the files and processes, shared by every check."""
-
-    servers: tuple[psutil.Process, ...] = field(default_factory=tuple)
-
-
-def look(town: Town, settings: DoltSettings) -> Seen:
-    seen = observe(town, settings)
-    servers = [p for p in procs.dolt_servers() if procs.serves_data_dir(p, town.data_dir) and procs.runs_as_us(p)]
-    if seen.running is not None and seen.running.pid not in {p.pid for p in servers}:
-        servers.append(seen.running.proc)
-    return Seen(
-        pid_file=seen.pid_file, state=seen.state, running=seen.running, suspects=seen.suspects, servers=tuple(servers)
-    )
 
 
 def check_binary(settings: DoltSettings) -> Check:
@@ -125,7 +108,7 @@ def _world_writable(path: os.PathLike[str]) -> bool:
         return False
 
 
-def check_pid_file(town: Town, seen: Seen) -> Check:
+def check_pid_file(town: Town, seen: Observed) -> Check:
     pid_file, running = seen.pid_file, seen.running
     path = town.pid_file
     if running is not None:
@@ -139,7 +122,7 @@ def check_pid_file(town: Town, seen: Seen) -> Check:
     return Check("pid file", "ok", "none, and no server is running")
 
 
-def check_state_file(town: Town, seen: Seen) -> Check:
+def check_state_file(town: Town, seen: Observed) -> Check:
     state, running = seen.state, seen.running
     if state.problem:
         return Check("state file", "warn", state.problem, f"{FIX} (rewrites it)")
@@ -160,7 +143,7 @@ def check_state_file(town: Town, seen: Seen) -> Check:
     return Check("state file", "ok", "says not running" if state.to_json() else f"none yet ({town.state_file})")
 
 
-def check_port(settings: DoltSettings, seen: Seen) -> Check:
+def check_port(settings: DoltSettings, seen: Observed) -> Check:
     port, running = settings.port, seen.running
     if running is not None and running.port == port:
         return Check("port", "ok", f"{port} is held by this town's server (pid {running.pid})")
@@ -187,7 +170,7 @@ def _port_text(proc: psutil.Process) -> str:
     return f"port {ports[0]}" if ports else "no port seen"
 
 
-def check_orphans(town: Town, seen: Seen) -> Check:
+def check_orphans(town: Town, seen: Observed) -> Check:
     """Dolt servers of this town that the pid file does not know, and look-alikes that are not ours."""
     if seen.suspects:
         named = "; ".join(s.describe() for s in seen.suspects)
@@ -219,7 +202,7 @@ def check_orphans(town: Town, seen: Seen) -> Check:
     )
 
 
-def check_rigs(town: Town, settings: DoltSettings, seen: Seen) -> Check:
+def check_rigs(town: Town, settings: DoltSettings, seen: Observed) -> Check:
     try:
         found = scan_data_dir(town)
     except GastownError as exc:
@@ -260,7 +243,7 @@ def check_rigs(town: Town, settings: DoltSettings, seen: Seen) -> Check:
     return Check("rigs", "ok", f"all served: {', '.join(on_disk)}")
 
 
-def local_checks(town: Town, settings: DoltSettings, seen: Seen) -> list[Check]:
+def local_checks(town: Town, settings: DoltSettings, seen: Observed) -> list[Check]:
     """Every local check, in the order a person would fix things."""
     return [
         check_binary(settings),

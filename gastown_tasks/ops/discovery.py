@@ -29,7 +29,7 @@ class Running:
 
     proc: psutil.Process
     port: int  # where it listens (the configured port when it listens there), else its flag
-    via: Via
+    found_via: Via
     listening: bool
 
     @property
@@ -63,6 +63,7 @@ class Observed:
     state: State
     running: Running | None
     suspects: tuple[Suspect, ...] = ()
+    servers: tuple[psutil.Process, ...] = ()  # every server of ours on this data dir (doctor asks)
 
     @property
     def problems(self) -> list[str]:
@@ -87,10 +88,10 @@ def _judge(
     ports = procs.listening_ports(proc)
     if ports:
         port = settings.port if settings.port in ports else ports[0]
-        return Running(proc=proc, port=port, via=via, listening=True)
+        return Running(proc=proc, port=port, found_via=via, listening=True)
     if procs.same_process(proc, recorded):
         recorded_port = state.port if state.pid == proc.pid and state.port else procs.flag_port(proc)
-        return Running(proc=proc, port=recorded_port or settings.port, via=via, listening=False)
+        return Running(proc=proc, port=recorded_port or settings.port, found_via=via, listening=False)
     return Suspect(proc.pid, procs.owner_name(proc), "listens on no port and no run file records its start")
 
 
@@ -138,19 +139,25 @@ def find_running(
     return None, tuple(suspects)
 
 
-def observe(town: Town, settings: DoltSettings) -> Observed:
+def observe(town: Town, settings: DoltSettings, *, every_server: bool = False) -> Observed:
+    """The run files and the server they lead to; with `every_server`, all of ours on this data dir."""
     pid_file = read_pid_file(town)
     state = read_state(town)
     running, suspects = find_running(town, settings, pid_file, state)
-    return Observed(pid_file=pid_file, state=state, running=running, suspects=suspects)
+    servers: list[psutil.Process] = []
+    if every_server:
+        servers = [p for p in procs.dolt_servers() if procs.serves_data_dir(p, town.data_dir) and procs.runs_as_us(p)]
+        if running is not None and running.pid not in {p.pid for p in servers}:
+            servers.append(running.proc)
+    return Observed(pid_file=pid_file, state=state, running=running, suspects=suspects, servers=tuple(servers))
 
 
 def found_notes(running: Running, town: Town, settings: DoltSettings) -> list[str]:
     """What a user should know about how the server was found and where it listens."""
     notes = []
-    if running.via == "port":
+    if running.found_via == "port":
         notes.append("found by its port: started by hand or by another tool")
-    elif running.via == "process scan":
+    elif running.found_via == "process scan":
         notes.append(
             f"found by scanning processes: it serves {town.data_dir} but no pid file named it "
             "(started by hand or by another tool)"

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import safefs, sqlclient
-from .checks import Check, local_checks, look
-from .discovery import mark_stopped, record_running
+from .checks import Check, local_checks
+from .discovery import mark_stopped, observe, record_running
 from .errors import GastownError
 from .locking import town_lock
 from .runfiles import STATE_FILE_LIMIT, State, iso_time, remove_run_file, write_state
@@ -39,7 +39,7 @@ class Report:
 
 
 def run_checks(town: Town, settings: DoltSettings) -> list[Check]:
-    return local_checks(town, settings, look(town, settings))
+    return local_checks(town, settings, observe(town, settings, every_server=True))
 
 
 def _keep_corrupt(town: Town) -> str | None:
@@ -73,7 +73,7 @@ def apply_safe_fixes(town: Town, settings: DoltSettings) -> list[Fix]:
             fixes.append(Fix(f"could not fix {target}: {exc}", False))
 
     with town_lock(town, wait=settings.lock_wait):
-        seen = look(town, settings)
+        seen = observe(town, settings)
         pid_file, state, running = seen.pid_file, seen.state, seen.running
         if running is not None:
             if pid_file.pid != running.pid or state.problem is not None or not state.claims(running.pid):
@@ -105,7 +105,7 @@ def apply_safe_fixes(town: Town, settings: DoltSettings) -> list[Fix]:
     return fixes
 
 
-def doctor(town: Town, settings: DoltSettings, fix: bool = False) -> Report:
+def examine(town: Town, settings: DoltSettings, fix: bool = False) -> Report:
     """Run the checks; with `fix`, apply the safe fixes first and report the checks after them."""
     fixes = apply_safe_fixes(town, settings) if fix else []
     return Report(run_checks(town, settings), fixes)

@@ -120,6 +120,6 @@ def status(town: Town, settings: DoltSettings) -> Status:
         uptime_seconds=round(time.time() - created, 1),
         connection=target.connection_string,
         pid_file_left=pid_file.exists,
-        found_via=running.via,
+        found_via=running.found_via,
         notes=notes,
     )
