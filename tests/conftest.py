@@ -144,7 +144,7 @@ class TownFixture:
         return self.settings.port
 
     def rig(self, name: str) -> Path:
-        return init_rig(self.town, self.settings, name)[0]
+        return init_rig(self.town, self.settings, name).path
 
     def connect(self, database: str | None = None) -> pymysql.connections.Connection:
         return pymysql.connect(

@@ -13,11 +13,11 @@ def list_rigs(env: Env, json_: bool = False) -> int:
     town, settings = env.town_and_settings()
     rigs = rigadmin.list_rigs(town, settings)
     if json_:
-        print(
-            json.dumps(
-                [{"name": r.name, "path": str(r.path), "served": r.served, "linked": r.linked} for r in rigs], indent=2
-            )
-        )
+        listed = [
+            {"name": r.name, "path": str(r.path), "served": r.served, "linked": r.linked, "beads": r.beads}
+            for r in rigs
+        ]
+        print(json.dumps(listed, indent=2))
         return 0
     if not rigs:
         print(f"no rig databases in {town.data_dir}; create one: gt-dolt init-rig <name>")
@@ -27,7 +27,8 @@ def list_rigs(env: Env, json_: bool = False) -> int:
             state = "  SYMLINK: never served by Dolt (move the database itself here)"
         else:
             state = "" if rig.served is None else ("  served" if rig.served else "  NOT served (restart)")
-        print(f"{rig.name:<24} {rig.path}{state}")
+        named = f"  beads: {', '.join(rig.beads)}" if rig.beads else ""
+        print(f"{rig.name:<24} {rig.path}{state}{named}")
     return 0
 
 
@@ -35,9 +36,11 @@ def init_rig(env: Env, name: str) -> int:
     from ..ops import rigadmin
 
     town, settings = env.town_and_settings()
-    path, served = rigadmin.init_rig(town, settings, name)
-    how = "served now by the running server" if served else "the server serves it from its next start"
-    print(f"created rig {name} at {path} ({how})")
+    created = rigadmin.init_rig(town, settings, name)
+    for note in created.notes:
+        print(f"note: {note}")
+    how = "served now by the running server" if created.served else "the server serves it from its next start"
+    print(f"created rig {name} at {created.path} ({how})")
     return 0
 
 

@@ -166,13 +166,13 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "list",
         "rigs:list_rigs",
-        """List the rig databases in .dolt-data and whether the server serves them.
+        """List the rig databases in .dolt-data, whether the server serves them, and whose beads name them.
 
         Examples:
           gt-dolt list
           gt-dolt list --json
         """,
-        (Option("json_", "Print a JSON list of {name, path, served, linked}", flag=True),),
+        (Option("json_", "Print a JSON list of {name, path, served, linked, beads}", flag=True),),
     ),
     Command(
         "init-rig",
@@ -198,16 +198,38 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "doctor",
         "doctor:doctor",
-        """Check the binary, port, run files, orphans and rigs (exit 1 on a failure).
+        """Check the binary, port, run files, orphans, rigs, beads and rogue servers (exit 1 on a failure).
 
         Examples:
           gt-dolt doctor
-          gt-dolt doctor --fix      # only the safe fixes: the run files
+          gt-dolt doctor --fix      # only the safe fixes: the run files and beads metadata
         """,
         (
             Option("fix", "Apply the safe fixes first (run files); nothing else changes", flag=True),
             Option("port", PORT),
         ),
+    ),
+    Command(
+        "fix-metadata",
+        "beads:fix_metadata",
+        """Point every rig's beads (metadata.json, dolt-server.port) at the town's server.
+
+        Examples:
+          gt-dolt fix-metadata --dry-run
+          gt-dolt fix-metadata
+        """,
+        (Option("dry_run", "Print what would change; write nothing", flag=True),),
+    ),
+    Command(
+        "stop-rogue",
+        "beads:stop_rogue",
+        """Stop Dolt servers that serve a folder inside this town other than .dolt-data (never data).
+
+        Examples:
+          gt-dolt stop-rogue            # every rogue server of this town
+          gt-dolt stop-rogue --pid 4242
+        """,
+        (Option("pid", "Only this process (it must be a rogue server of this town)"),),
     ),
 )
 

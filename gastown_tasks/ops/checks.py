@@ -26,6 +26,12 @@ FIX = "gt-dolt doctor --fix"
 
 
 @dataclass(frozen=True)
+class Fix:
+    what: str
+    done: bool  # False: it was not applied, `what` says why
+
+
+@dataclass(frozen=True)
 class Check:
     """One line of the report: a check's name, its level, what was seen, and the fixing command."""
 

@@ -12,19 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import safefs, sqlclient
-from .checks import Check, local_checks
+from .beads_doctor import beads_checks, fix_beads
+from .checks import Check, Fix, local_checks
 from .discovery import mark_stopped, observe, record_running
 from .errors import GastownError
 from .locking import town_lock
 from .runfiles import STATE_FILE_LIMIT, State, iso_time, remove_run_file, write_state
 from .settings import DoltSettings
 from .town import Town
-
-
-@dataclass(frozen=True)
-class Fix:
-    what: str
-    done: bool  # False: it could not be applied, `what` says why
 
 
 @dataclass
@@ -39,7 +34,8 @@ class Report:
 
 
 def run_checks(town: Town, settings: DoltSettings) -> list[Check]:
-    return local_checks(town, settings, observe(town, settings, every_server=True))
+    seen = observe(town, settings, every_server=True)
+    return local_checks(town, settings, seen) + beads_checks(town, settings, seen)
 
 
 def _keep_corrupt(town: Town) -> str | None:
@@ -76,6 +72,7 @@ def apply_safe_fixes(town: Town, settings: DoltSettings) -> list[Fix]:
         seen = observe(town, settings)
         pid_file, state, running = seen.pid_file, seen.state, seen.running
         if running is not None:
+            fixes.extend(fix_beads(town, settings, seen))
             if pid_file.pid != running.pid or state.problem is not None or not state.claims(running.pid):
                 if state.problem:
                     _keep_corrupt(town)
@@ -102,6 +99,7 @@ def apply_safe_fixes(town: Town, settings: DoltSettings) -> list[Fix]:
             )
         elif state.running:
             attempt(f"marked {town.state_file} stopped", lambda: mark_stopped(town), town.state_file)
+        fixes.extend(fix_beads(town, settings, seen))
     return fixes
 
 

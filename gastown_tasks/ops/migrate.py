@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import safefs
+from . import beads, safefs
 from .binary import find_dolt, run_dolt
 from .discovery import find_running
 from .errors import GastownError, MigrationError, Remedy
@@ -246,4 +246,7 @@ def migrate(
             assert dolt is not None
             _move(town, move, dolt, echo)
             report.moved.append(move)
+        if report.moved:
+            for note in beads.sync_notes(town, settings, settings.port, scan_data_dir(town).names):
+                echo(f"note: {note}")
         return report

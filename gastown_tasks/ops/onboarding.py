@@ -65,8 +65,8 @@ def ensure_rigs(
     have = {rig.name for rig in rigs_on_disk(town)}
     for name in wanted:
         if name not in have:
-            path, _ = init_rig(town, settings, name, identity=identity)
-            echo(f"created rig {name} at {path}")
+            created = init_rig(town, settings, name, identity=identity)
+            echo(f"created rig {name} at {created.path}")
     return f"ok: rigs {', '.join(wanted)} exist"
 
 

@@ -6,11 +6,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import safefs, sqlclient
+from . import beads, safefs, sqlclient
 from .binary import dolt_command_hint, dolt_global_config, find_dolt, run_dolt
 from .discovery import find_running
 from .errors import RigError
@@ -29,6 +29,7 @@ class RigEntry:
     path: Path
     served: bool | None  # None when the server is not running
     linked: bool = False  # a symlinked folder: Dolt never serves it
+    beads: list[str] = field(default_factory=list)  # the rigs whose beads metadata names this database
 
 
 def list_rigs(town: Town, settings: DoltSettings) -> list[RigEntry]:
@@ -38,7 +39,16 @@ def list_rigs(town: Town, settings: DoltSettings) -> list[RigEntry]:
     if running is not None:
         served = sqlclient.served_databases(settings.with_overrides(port=running.port))
     have = {name.lower() for name in served} if served is not None else None
-    entries = [RigEntry(rig.name, rig.path, None if have is None else rig.name.lower() in have) for rig in found.rigs]
+    named = beads.names(town)
+    entries = [
+        RigEntry(
+            rig.name,
+            rig.path,
+            None if have is None else rig.name.lower() in have,
+            beads=named.get(rig.name.lower(), []),
+        )
+        for rig in found.rigs
+    ]
     entries += [RigEntry(path.name, path, False, linked=True) for path in found.linked]
     return sorted(entries, key=lambda entry: entry.name)
 
@@ -108,10 +118,15 @@ def _create_through_server(settings: DoltSettings, name: str) -> None:
     sqlclient.call(settings, work, what=f"create rig {name} through the server")
 
 
-def init_rig(
-    town: Town, settings: DoltSettings, name: str, identity: tuple[str, str] | None = None
-) -> tuple[Path, bool]:
-    """Create rig `name`; returns its path and whether the running server serves it already.
+@dataclass(frozen=True)
+class NewRig:
+    path: Path
+    served: bool  # the running server serves it already (else: from its next start)
+    notes: list[str]
+
+
+def init_rig(town: Town, settings: DoltSettings, name: str, identity: tuple[str, str] | None = None) -> NewRig:
+    """Create rig `name` and point the town's beads at the server.
 
     `identity` (name, email) is the author of the first commit when the rig is made on disk;
     by default Dolt's global identity, else git's.
@@ -129,6 +144,8 @@ def init_rig(
         running = find_running(town, settings)[0]
         if running is not None:
             _create_through_server(settings.with_overrides(port=running.port), name)
-            return target, True
-        _init_on_disk(town, name, dolt, identity)
-        return target, False
+        else:
+            _init_on_disk(town, name, dolt, identity)
+        port = running.port if running is not None else settings.port
+        notes = beads.sync_notes(town, settings, port, scan_data_dir(town).names)
+        return NewRig(target, running is not None, notes)

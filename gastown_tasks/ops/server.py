@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from . import procs, sqlclient
+from . import beads, procs, sqlclient
 from .discovery import Observed, Running, found_notes, mark_stopped, observe
 from .drain import DrainReport, drain
 from .errors import GastownError, NotOurs, PortInUse, StartFailed, StopFailed
@@ -94,13 +94,15 @@ def start(town: Town, settings: DoltSettings, timeout: float | None = None, echo
     with town_lock(town, wait=settings.lock_wait):
         seen = observe(town, settings)
         if seen.running is not None:
-            return _already_running(town, settings, seen, seen.running)
-        _refuse_suspects(seen)
-        notes = seen.problems
-        _clear_stale_pid_file(town, seen, notes)
-        _check_port(settings, None)
-        result = launch(town, settings, plan, timeout, echo)
-        result.notes[:0] = notes
+            result = _already_running(town, settings, seen, seen.running)
+        else:
+            _refuse_suspects(seen)
+            notes = seen.problems
+            _clear_stale_pid_file(town, seen, notes)
+            _check_port(settings, None)
+            result = launch(town, settings, plan, timeout, echo)
+            result.notes[:0] = notes
+        result.notes.extend(beads.sync_notes(town, settings, result.port, result.databases))
         return result
 
 
@@ -186,6 +188,7 @@ def restart(
                 exit_code=exc.exit_code,
             ) from None
         started.notes[:0] = stopped.notes
+        started.notes.extend(beads.sync_notes(town, settings, started.port, started.databases))
         return stopped, started
 
 

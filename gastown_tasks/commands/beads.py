@@ -1,0 +1,49 @@
+"""Beads commands: point every rig's beads at the town's server, stop rogue servers."""
+
+from __future__ import annotations
+
+from ..ops.errors import ConfigError
+from .runner import Env
+
+
+def fix_metadata(env: Env, dry_run: bool = False) -> int:
+    from ..ops import beads, sqlclient
+    from ..ops.discovery import find_running
+    from ..ops.locking import town_lock
+    from ..ops.rigs import scan_data_dir
+
+    town, settings = env.town_and_settings()
+    with town_lock(town, wait=settings.lock_wait):
+        running = find_running(town, settings)[0]
+        port = running.port if running is not None else settings.port
+        served = sqlclient.served_databases(settings.with_overrides(port=port)) if running is not None else None
+        databases = served if served is not None else scan_data_dir(town).names
+        plan = beads.plan_metadata(town, settings, port, databases)
+        if not dry_run:
+            beads.apply(town, plan)
+    verb = "would change" if dry_run else "changed"
+    for change in plan.changes:
+        print(f"{verb}: rig {change.rig}: {change.what} ({change.path})")
+    for refusal in plan.refused:
+        print(f"note: {refusal}")
+    if not plan.changes:
+        print(f"every rig's beads already point at {settings.url_host}:{port}")
+    return 0
+
+
+def stop_rogue(env: Env, pid: str | None = None) -> int:
+    from ..ops.rogues import stop_rogues
+    from ..ops.runfiles import parse_pid
+
+    target = None
+    if pid is not None:
+        target = parse_pid(str(pid).strip())
+        if target is None:
+            raise ConfigError(f"invalid --pid {pid!r}: give the pid gt-dolt doctor names")
+    town, settings = env.town_and_settings()
+    stopped = stop_rogues(town, target, settings.stop_timeout)
+    for rogue in stopped:
+        print(f"stopped rogue dolt sql-server {rogue.describe()} (its data was not touched)")
+    if not stopped:
+        print("no rogue Dolt server serves a folder of this town")
+    return 0
