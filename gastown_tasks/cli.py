@@ -26,15 +26,16 @@ def _run(args: list[str]) -> int:
         from pathlib import Path
 
         from .commands.argv import parse
-        from .commands.project import find_project, invoke_sources
+        from .commands.project import find_project, invoke_sources, untrusted_invoke_files
 
+        as_json = "--json" in args or "-j" in args
         try:
             here = Path(os.getcwd())
         except OSError as exc:
-            print(
-                f"error: cannot read the current folder: {exc.strerror}; cd into your town, then retry", file=sys.stderr
-            )
-            return 4
+            return _fail(f"cannot read the current folder: {exc.strerror}; cd into your town, then retry", 4, as_json)
+        refused = untrusted_invoke_files()
+        if refused:
+            return _fail(f"not reading Invoke's configuration: {'; '.join(refused)}; fix that, then retry", 2, as_json)
         parsed = parse(args)
         project = find_project(here)
         for warning in project.warnings:
@@ -63,6 +64,12 @@ def _run(args: list[str]) -> int:
         return INTERRUPTED
 
 
+def _fail(message: str, code: int, as_json: bool) -> int:
+    from .commands.runner import say_error
+
+    return say_error(message, code, as_json)
+
+
 def interrupted(exc: BaseException | None) -> bool:
     """Ctrl-C, also when Python wrapped it (a KeyboardInterrupt inside a class body's __set_name__
     surfaces as a RuntimeError caused by it)."""
@@ -75,6 +82,9 @@ def interrupted(exc: BaseException | None) -> bool:
 
 
 def main() -> None:
+    for name in ("stdout", "stderr"):  # started with `>&-`: write nowhere rather than crash
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the process
     code = _run(sys.argv[1:])
     import signal
 

@@ -21,7 +21,7 @@ def _count(n: str | None) -> int:
 
 
 def logs(env: Env, n: str | None = None, follow: bool = False, rotate: bool = False) -> int:
-    from ..ops.logfile import last_lines, tail_and_follow, visible
+    from ..ops.logfile import last_lines, tail_and_follow
 
     count = _count(n)
     town, settings = env.town_and_settings()
@@ -34,17 +34,16 @@ def logs(env: Env, n: str | None = None, follow: bool = False, rotate: bool = Fa
         print(f"rotated {town.log_file}: {done}" if done else f"nothing to rotate: {town.log_file} is empty or missing")
         if not follow:
             return 0
-    show = visible if sys.stdout.isatty() else (lambda line: line)
     if not follow:
         lines = last_lines(town.log_file, count, root=town.root)
         if not lines and not town.log_file.exists():
             print(f"no log yet: {town.log_file} is written when the server starts (gt-dolt start)")
         for line in lines:
-            print(show(line))
+            print(line)  # on a terminal, the command boundary shows control characters
         return 0
     try:
         for line in tail_and_follow(town.log_file, count, root=town.root):
-            print(show(line), flush=True)
+            print(line, flush=True)
     except KeyboardInterrupt:
         return 0  # Ctrl-C is how following ends: a success
     return 0

@@ -5,20 +5,26 @@ Invoke file, no INVOKE_* variable, and no project (a tasks.py above the current 
 invoke.yaml beside it and whatever it configures in code).  Otherwise it hands the command to
 Invoke, so both entry points see the same configuration.
 
-A project's tasks.py is code: gt-dolt runs it only when it is the caller's (or root's) and nobody
-else can write it or replace it (its folder is not writable by others), as git's safe.directory
-guards a repository.  Otherwise it is ignored with a warning.
+A project is code and configuration, and gt-dolt may run as root.  So the project is found exactly
+as Invoke's loader finds it (the nearest entry named tasks.py, of any kind, or a tasks/ package),
+and it is used only when nobody but the caller (or root) can change what Invoke would load: the
+project folder and every folder above it, tasks.py, every other .py beside it, invoke.{yaml,yml,
+json,py} and __pycache__/ all belong to the caller or root, and none is writable by group or others
+(a folder above may be, with the sticky bit, as /tmp).  Otherwise the project is ignored with a
+warning naming what was wrong, as git's safe.directory guards a repository.  The system and user
+Invoke files, which Invoke always reads, must pass the same test, or gt-dolt refuses to run.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 CONFIG_SUFFIXES = ("yaml", "yml", "json", "py")
+WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 
 
 @dataclass(frozen=True)
@@ -27,47 +33,127 @@ class Project:
     warnings: list[str] = field(default_factory=list)
 
 
-def _untrusted(path: Path) -> str | None:
+def _owner_ok(st: os.stat_result) -> bool:
+    return st.st_uid in (os.geteuid(), 0)
+
+
+def file_problem(path: Path) -> str | None:
+    """Why Invoke must not read or run `path` for us; None when only we (or root) can change it."""
     try:
-        st = os.stat(path)
-        folder = os.stat(path.parent)
+        st = os.lstat(path)
     except OSError as exc:
         return f"cannot read it ({exc.strerror})"
-    if st.st_uid not in (os.geteuid(), 0):
-        return f"it belongs to uid {st.st_uid}, not to you"
-    if st.st_mode & stat.S_IWOTH:
-        return "anyone can write it"
-    if folder.st_mode & stat.S_IWOTH and not folder.st_mode & stat.S_ISVTX:
-        return f"anyone can replace it ({path.parent} is world-writable)"
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symlink"
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file"
+    if not _owner_ok(st):
+        return f"it belongs to uid {st.st_uid}, not to you or root"
+    if st.st_mode & WRITABLE_BY_OTHERS:
+        return "others can write it"
     return None
 
 
-def _is_file(path: Path) -> bool:
+def folder_problem(path: Path, *, sticky_ok: bool) -> str | None:
     try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except (OSError, ValueError):  # too long, not a folder, NUL bytes: not a tasks.py
-        return False
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"cannot read {path} ({exc.strerror})"
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        return f"{path} is not a real folder"
+    if not _owner_ok(st):
+        return f"{path} belongs to uid {st.st_uid}, not to you or root"
+    if st.st_mode & WRITABLE_BY_OTHERS and not (sticky_ok and st.st_mode & stat.S_ISVTX):
+        return f"others can write in {path}"
+    return None
+
+
+def _loaded_files(folder: Path, candidate: Path) -> Iterator[Path]:
+    """What Invoke reads or Python may import from the project: tasks, its neighbours, configs, caches."""
+    yield candidate
+    for entry in sorted(folder.iterdir()):
+        if entry.suffix == ".py" or entry.name in {f"invoke.{s}" for s in CONFIG_SUFFIXES}:
+            yield entry
+    package = candidate.parent
+    if package != folder:  # a tasks/ package: every module in it
+        yield from (entry for entry in sorted(package.iterdir()) if entry.suffix == ".py")
+    for holder in {folder, package}:
+        cache = holder / "__pycache__"
+        if os.path.lexists(cache):
+            yield from sorted(cache.iterdir())
+
+
+def _untrusted(folder: Path, candidate: Path) -> str | None:
+    for above in (folder.parent, *folder.parent.parents):
+        why = folder_problem(above, sticky_ok=True)
+        if why is not None:
+            return why
+    for holder in {folder, candidate.parent}:
+        why = folder_problem(holder, sticky_ok=False)
+        if why is not None:
+            return why
+    cache = folder / "__pycache__"
+    if os.path.lexists(cache) and (why := folder_problem(cache, sticky_ok=False)) is not None:
+        return why
+    try:
+        for path in _loaded_files(folder, candidate):
+            why = file_problem(path)
+            if why is not None:
+                return f"{path}: {why}"
+    except OSError as exc:
+        return f"cannot list {folder} ({exc.strerror})"
+    return None
+
+
+def _entries(folder: Path) -> set[str]:
+    try:
+        return set(os.listdir(folder))
+    except (OSError, ValueError):
+        return set()
 
 
 def find_project(start: Path) -> Project:
-    """The nearest tasks.py (or tasks/ package) at or above `start`, as Invoke's loader finds it."""
+    """The project Invoke's loader would load from `start`: the nearest entry named tasks.py (of any
+    kind) or a tasks/ package with an __init__.py, walking up; it stops there, as Invoke does."""
     for folder in (start, *start.parents):
-        for candidate in (folder / "tasks.py", folder / "tasks" / "__init__.py"):
-            if _is_file(candidate):
-                why = _untrusted(candidate)
-                if why is None:
-                    return Project(folder)
-                return Project(None, [f"gt-dolt: ignoring {candidate} ({why}); gt-dolt runs only your own code"])
+        names = _entries(folder)
+        if "tasks.py" in names:
+            candidate = folder / "tasks.py"
+        elif "tasks" in names and os.path.lexists(folder / "tasks" / "__init__.py"):
+            candidate = folder / "tasks" / "__init__.py"
+        else:
+            continue
+        why = _untrusted(folder, candidate)
+        if why is None:
+            return Project(folder)
+        return Project(
+            None,
+            [
+                f"gt-dolt: not loading the project in {folder} ({why}); gt-dolt runs only code "
+                "and configuration that nobody but you (or root) can change"
+            ],
+        )
     return Project()
+
+
+def invoke_files(home: Path | None = None) -> list[Path]:
+    """The system and user Invoke configuration files that exist (Invoke reads them always)."""
+    home = home or Path(os.path.expanduser("~"))
+    found = []
+    for base in (Path("/etc/invoke"), home / ".invoke"):
+        found += [path for suffix in CONFIG_SUFFIXES if os.path.lexists(path := base.with_suffix(f".{suffix}"))]
+    return found
+
+
+def untrusted_invoke_files(home: Path | None = None) -> list[str]:
+    return [f"{path}: {why}" for path in invoke_files(home) if (why := file_problem(path)) is not None]
 
 
 def invoke_sources(project: Project, environ: Mapping[str, str] | None = None, home: Path | None = None) -> list[str]:
     """Every Invoke configuration source that exists; empty means gt-dolt's own defaults are the truth."""
     env = os.environ if environ is None else environ
     found = [f"${name}" for name in env if name.startswith("INVOKE_")]
-    home = home or Path(os.path.expanduser("~"))
-    for base in (Path("/etc/invoke"), home / ".invoke"):
-        found += [str(path) for suffix in CONFIG_SUFFIXES if (path := base.with_suffix(f".{suffix}")).exists()]
+    found += [str(path) for path in invoke_files(home)]
     if project.root is not None:
         found.append(str(project.root / "tasks.py"))
     return found

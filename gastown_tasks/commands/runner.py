@@ -10,6 +10,7 @@ also one JSON object on stdout.
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
 import sys
@@ -75,8 +76,50 @@ def os_error_line(exc: OSError) -> str:
     return f"{exc.strerror or exc} ({where}); fix that, then retry"
 
 
+class Visible(io.TextIOBase):
+    """A terminal stream that shows control characters instead of obeying them: a database name, a
+    process's arguments or a log line must not drive the user's terminal."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        from ..ops.logfile import visible
+
+        self.stream.write(visible(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return int(self.stream.fileno())
+
+
 def run_guarded(call: Callable[[], Any], as_json: bool = False) -> int:
     """The boundary: `call()`'s exit code, or the exit code of what went wrong, said in one line."""
+    saved = sys.stdout, sys.stderr
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, Visible) and _isatty(stream):
+            setattr(sys, name, Visible(stream))
+    try:
+        return _guarded(call, as_json)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _guarded(call: Callable[[], Any], as_json: bool) -> int:
     try:
         code = call()
         sys.stdout.flush()

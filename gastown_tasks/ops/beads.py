@@ -78,7 +78,7 @@ def read_beads(town: Town, rig: str) -> Beads:
         return Beads(rig, where, None, None)
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return Beads(rig, where, None, None, f"{where / METADATA} is not valid JSON")
     if not isinstance(data, dict):
         return Beads(rig, where, None, None, f"{where / METADATA} does not hold a JSON object")

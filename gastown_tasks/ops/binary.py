@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,10 @@ from .errors import DoltNotFound, Remedy
 DOLT_MODULE = "github.com/dolthub/dolt/go"
 DOLT_VERSION = "v0.40.5-0.20260715172757-a6690826d767"
 DOLT_RELEASE = "2.2.0"  # what `dolt version` of that commit reports
+
+# Dolt creates its folders 0777 and files 0666 minus the umask: under a careless umask (0) the
+# databases would be writable by every user.  Every Dolt we start makes its files private.
+DOLT_UMASK = 0o077
 
 # Secrets a server never needs in its environment (it would show them to anyone who can read
 # /proc/<pid>/environ as that user, and pass them to every child it starts).
@@ -45,8 +50,35 @@ def _executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
+def untrusted_binary(path: Path) -> str | None:
+    """Why running `path` could run someone else's code as us; None when only we or root can change it."""
+    real = Path(os.path.realpath(path))
+    try:
+        st, folder = os.stat(real), os.stat(real.parent)
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror})"
+    if st.st_uid not in (os.geteuid(), 0):
+        return f"{real} belongs to uid {st.st_uid}, not to you or root"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"others can write {real}"
+    if folder.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not folder.st_mode & stat.S_ISVTX:
+        return f"others can replace it ({real.parent} is writable by others)"
+    return None
+
+
+def _trusted(path: Path, where: str) -> Path:
+    why = untrusted_binary(path)
+    if why is not None:
+        raise DoltNotFound(
+            f"not running the dolt {where} ({path}): {why}; gt-dolt runs only programs that nobody but you "
+            f"(or root) can change. Fix that, or unset it and {Remedy.INSTALL}"
+        )
+    return path
+
+
 def find_dolt(configured: str = "") -> Path:
-    """dolt.binary config > `dolt` on PATH > the pinned build in the cache."""
+    """dolt.binary config > `dolt` on PATH > the pinned build in the cache; only a binary that
+    nobody but us or root can change (a configuration anyone could edit must not run code as us)."""
     if configured:
         path = Path(configured).expanduser()
         if not path.is_absolute() and os.sep not in configured:
@@ -57,13 +89,13 @@ def find_dolt(configured: str = "") -> Path:
                 f"dolt.binary is set to {configured}, which is not an executable file; "
                 f"fix dolt.binary, or unset it and {Remedy.INSTALL}"
             )
-        return path
+        return _trusted(path, "dolt.binary names")
     on_path = shutil.which("dolt")
     if on_path:
-        return Path(on_path)
+        return _trusted(Path(on_path), "found on PATH")
     cached = cached_binary()
     if _executable(cached):
-        return cached
+        return _trusted(cached, "in the cache")
     raise DoltNotFound(f"no dolt binary: not on PATH and not in {cached.parent}; {Remedy.INSTALL}")
 
 
@@ -100,6 +132,7 @@ def run_dolt(
         stdin=subprocess.DEVNULL,
         env=env or dolt_env(),
         timeout=timeout,
+        umask=DOLT_UMASK,
     )
 
 

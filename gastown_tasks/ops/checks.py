@@ -208,19 +208,47 @@ def check_orphans(town: Town, seen: Observed) -> Check:
     )
 
 
+def _dolt_files_exposed(dolt_dir: os.PathLike[str]) -> bool:
+    """Dolt writes config.json and repo_state.json 0666 whatever the umask; that is harmless only
+    when others cannot enter .dolt (Dolts we start make it 0700)."""
+    try:
+        if not os.lstat(dolt_dir).st_mode & stat.S_IXOTH:
+            return False
+        return any(
+            os.lstat(os.path.join(dolt_dir, name)).st_mode & stat.S_IWOTH
+            for name in ("config.json", "repo_state.json")
+            if os.path.lexists(os.path.join(dolt_dir, name))
+        )
+    except OSError:
+        return False
+
+
+def check_rig_files(town: Town) -> Check:
+    try:
+        rigs = scan_data_dir(town).rigs
+    except GastownError:
+        return Check("rig files", "ok", "see rigs")
+    exposed = [rig.path / ".dolt" for rig in rigs if _dolt_files_exposed(rig.path / ".dolt")]
+    if exposed:
+        listed = " ".join(str(p) for p in exposed)
+        return Check(
+            "rig files",
+            "warn",
+            f"Dolt made files in {listed} writable by every user, and others can "
+            "reach them (a Dolt not started by gt-dolt made these folders open)",
+            f"chmod o-rwx {listed}",
+        )
+    return Check("rig files", "ok", "no rig's .dolt lets other users reach files Dolt made writable")
+
+
 def check_rigs(town: Town, settings: DoltSettings, seen: Observed) -> Check:
     try:
         found = scan_data_dir(town)
     except GastownError as exc:
         return Check("rigs", "fail", str(exc), f"mv {town.data_dir} {town.data_dir}.bak")
-    if found.linked:
-        names = ", ".join(str(p) for p in found.linked)
-        return Check(
-            "rigs",
-            "fail",
-            f"symlinked rig folders are never served by Dolt: {names}",
-            "move each database into .dolt-data (or bind-mount it) and remove the link",
-        )
+    refusals = found.refusals()
+    if refusals:
+        return Check("rigs", "fail", "; ".join(refusals), "see each message (start refuses until then)")
     on_disk = found.names
     if not on_disk:
         return Check("rigs", "warn", f"no rig databases in {town.data_dir}", "gt-dolt init-rig <name>")
@@ -259,4 +287,5 @@ def local_checks(town: Town, settings: DoltSettings, seen: Observed) -> list[Che
         check_state_file(town, seen),
         check_orphans(town, seen),
         check_rigs(town, settings, seen),
+        check_rig_files(town),
     ]

@@ -81,7 +81,7 @@ def _judge(
     proc: psutil.Process, via: Via, town: Town, settings: DoltSettings, state: State
 ) -> Running | Suspect | None:
     recorded = state.created(proc.pid)
-    if not procs.looks_like_town_server(proc, town.data_dir, recorded):
+    if not procs.looks_like_town_server(proc, town.data_dir):
         return None
     if not procs.runs_as_us(proc):
         return Suspect(proc.pid, procs.owner_name(proc), "runs as another user")

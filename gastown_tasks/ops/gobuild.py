@@ -95,7 +95,8 @@ def run_logged(
 ) -> None:
     """Run a long build step with its output in `log`, showing progress rather than its output."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    live = sys.stdout.isatty()
+    terminal = sys.__stdout__  # progress redraws its line with \r: straight to the terminal
+    live = terminal is not None and terminal.isatty()
     started = time.monotonic()
     with open(log, "ab") as out:
         out.write(f"=== {' '.join(argv)}\n".encode())
@@ -106,16 +107,16 @@ def run_logged(
             tail = last_lines(log, 1)
             phase = _phase(tail[0]) if tail else "starting"
             elapsed = time.monotonic() - started
-            if live:
-                sys.stdout.write(f"\r{what}: {phase}, {elapsed:.0f}s  ")
-                sys.stdout.flush()
+            if live and terminal is not None:
+                terminal.write(f"\r{what}: {phase}, {elapsed:.0f}s  ")
+                terminal.flush()
             elif phase != said:
                 echo(f"{what}: {phase} ({elapsed:.0f}s)")
             said = phase
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=0.5)
-    if live:
-        sys.stdout.write("\n")
+    if live and terminal is not None:
+        terminal.write("\n")
     if child.returncode != 0:
         end = "\n".join(f"  {line}" for line in last_lines(log, 20))
         raise BuildError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -23,9 +24,9 @@ from typing import Any
 import psutil
 
 from . import logrotate, safefs, serverconfig, sqlclient
-from .binary import DoltBinary, dolt_command_hint, dolt_env, find_dolt, identify, run_dolt
+from .binary import DOLT_UMASK, DoltBinary, dolt_command_hint, dolt_env, find_dolt, identify, run_dolt
 from .discovery import Record, mark_stopped, state_of
-from .errors import ConfigError, GastownError, NoRigs, StartFailed, UnsafeFile
+from .errors import ConfigError, GastownError, NoRigs, NotOurs, StartFailed, UnsafeFile
 from .logfile import file_size
 from .readiness import damaged_rig_hint, log_tail, skipped_rigs, wait_ready
 from .rigs import scan_data_dir
@@ -56,9 +57,21 @@ class Plan:
     notes: list[str]
 
 
+EXTRA_LISTENERS = ("mcp_server", "remotesapi")  # Dolt binds these on every interface
+
+
 def check_network(settings: DoltSettings) -> None:
     """Listening beyond loopback with an empty password needs an explicit yes."""
-    if settings.is_loopback or settings.password or settings.allow_passwordless_bind:
+    if settings.password or settings.allow_passwordless_bind:
+        return
+    extra = [name for name in EXTRA_LISTENERS if settings.server.get(name)]
+    if extra:
+        raise ConfigError(
+            f"dolt.server.{extra[0]} opens a port on every interface, and the password is empty: anyone who "
+            "reaches it could use the databases. Set a password (dolt.password or GT_DOLT_PASSWORD), remove "
+            "it, or, on a network you trust, set dolt.allow_passwordless_bind: true"
+        )
+    if settings.is_loopback:
         return
     raise ConfigError(
         f"dolt.host is {settings.host}, which listens beyond this machine's loopback, and the password "
@@ -80,22 +93,63 @@ def check_run_files(town: Town) -> None:
             raise safefs.unsafe(path, what)
 
 
+def check_town_folders(town: Town) -> None:
+    """The folders the server reads by path must be ours and closed to other users.
+
+    Dolt opens its config, data dir and databases by path; whoever can rename entries in those
+    folders could swap them under it between our checks and its reads.
+    """
+    euid = os.geteuid()
+    try:
+        owner = os.stat(town.root).st_uid
+    except OSError as exc:
+        raise safefs.failure(exc, town.root, "read") from None
+    if owner not in (euid, 0) or (euid == 0 and owner != 0):
+        raise NotOurs(
+            f"{town.root} belongs to uid {owner}: run gt-dolt as that user (a server run by uid {euid} "
+            "would read files another user can change)"
+        )
+    for path in (town.root, town.data_dir, town.daemon_dir, town.data_dir / ".dolt", town.data_dir / ".doltcfg"):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise safefs.failure(exc, path, "read") from None
+        if path != town.root and (stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode)):
+            safefs.require_dir(path, root=town.root)  # raises, naming what is there instead
+        if st.st_mode & stat.S_IWOTH:
+            raise UnsafeFile(
+                f"{path} is writable by every user: anyone could swap the server's config or databases "
+                f"under it; chmod o-w {path}, then retry"
+            )
+        if path != town.root and st.st_uid != euid:
+            raise NotOurs(f"{path} belongs to uid {st.st_uid}, not to you; run gt-dolt as that user")
+
+
+def root_without_password(settings: DoltSettings) -> str | None:
+    if os.geteuid() != 0 or settings.password:
+        return None
+    return (
+        "the server runs as root and takes its root login without a password: every local user can "
+        "reach it on loopback (and make it write backups as root); on a shared machine set dolt.password, "
+        "or run gt-dolt as an ordinary user"
+    )
+
+
 def preflight(town: Town, settings: DoltSettings) -> Plan:
     check_network(settings)
     check_run_files(town)
+    check_town_folders(town)
     found = scan_data_dir(town)
-    if found.linked:
-        names = ", ".join(str(path) for path in found.linked)
-        raise UnsafeFile(
-            f"rig folders in {town.data_dir} are symlinks ({names}); Dolt does not serve a linked "
-            "database, so the start would wait for nothing. Move the database itself into "
-            f"{town.data_dir} (or bind-mount it there) and remove the link, then start again"
-        )
+    refusals = found.refusals()
+    if refusals:
+        raise UnsafeFile("the start would fail or expose data: " + "; ".join(refusals) + "; then start again")
     if not found.rigs:
         raise NoRigs.in_town(town.data_dir)
     config = serverconfig.build(settings, town)
     dolt = identify(find_dolt(settings.binary))
-    notes = [note for note in (dolt.note(),) if note]
+    notes = [note for note in (dolt.note(), root_without_password(settings)) if note]
     return Plan(dolt=dolt, rigs=found.names, config=config, notes=notes)
 
 
@@ -148,6 +202,7 @@ def _spawn(
         stderr=log_fd,
         start_new_session=True,  # a SIGHUP to the caller's terminal never reaches the server
         env=dolt_env(),
+        umask=DOLT_UMASK,
     )
     try:
         proc = psutil.Process(child.pid)
@@ -202,6 +257,7 @@ def launch(
 ) -> StartResult:
     """Start the server and return once it answers SQL and lists every rig."""
     ensure_daemon_dir(town)
+    safefs.ensure_dir(town.sql_files_dir, root=town.root, mode=0o700)
     rotated = logrotate.rotate_if_due(town, settings)
     serverconfig.write_config(town, plan.config)
     log_offset = file_size(town.log_file, root=town.root)

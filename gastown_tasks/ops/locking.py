@@ -21,7 +21,7 @@ from .polling import poll_until
 from .runfiles import ensure_daemon_dir
 from .town import Town
 
-LOCK_MODE = 0o644  # others may take it too (`gt` as the same user); never world-writable
+LOCK_MODE = 0o600  # readable is enough to flock: only we (and `gt`, as us) may take it
 
 
 def _try_flock(fd: int) -> bool:
@@ -38,6 +38,8 @@ def _try_flock(fd: int) -> bool:
 def file_lock(path: Path, root: Path, wait: float, holder: str) -> Iterator[None]:
     """Hold an exclusive flock on `path` for the block; LockTimeout after `wait` seconds."""
     with safefs.open_file(path, os.O_RDWR | os.O_CREAT, root=root, mode=LOCK_MODE) as fd:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, LOCK_MODE)  # an older 0644 lock let any user hold the town hostage
         try:
             got = poll_until(lambda: _try_flock(fd), wait, max_delay=0.01)
         except OSError as exc:

@@ -80,19 +80,31 @@ def _linked_component(root: Path, parts: tuple[str, ...]) -> Path | None:
     return None
 
 
-def _old_database(town: Town, rig_folder: str | None) -> tuple[Path, Path | None] | None:
-    """(source, first symlinked component or None), or None when there is no old database."""
+def _old_database(town: Town, rig_folder: str | None) -> tuple[Path, str | None] | None:
+    """(source, why it must not be moved, or None), or None when there is no old database there.
+
+    Every component below the town, the database's own .dolt included, must be a real folder, and
+    the database must be ours: moving another user's database into the town would hand its links
+    and contents to a server run by us.
+    """
     parts = ((rig_folder,) if rig_folder else ()) + OLD_LAYOUT
     source = town.root.joinpath(*parts)
     if not (source / ".dolt").is_dir():
         return None
-    return source, _linked_component(town.root, parts)
+    linked = _linked_component(town.root, (*parts, ".dolt", "noms"))
+    if linked is not None:
+        return source, f"{linked} is a symlink; a migration never follows a link out of the town"
+    for where in (source, source / ".dolt"):
+        owner = os.lstat(where).st_uid
+        if owner != os.geteuid():
+            return source, f"{where} belongs to uid {owner}, not to you: another user's database is not moved in"
+    return source, None
 
 
 def plan_migration(town: Town) -> MigrationPlan:
     """Every old-layout database in the town and what would happen to it: the one plan."""
     plan = MigrationPlan()
-    candidates: list[tuple[str, tuple[Path, Path | None]]] = []
+    candidates: list[tuple[str, tuple[Path, str | None]]] = []
     hq = _old_database(town, None)
     if hq is not None:
         candidates.append((HQ_RIG, hq))
@@ -104,10 +116,10 @@ def plan_migration(town: Town) -> MigrationPlan:
             candidates.append((entry.name, found))
     existing = scan_data_dir(town).names
     taken: list[str] = []
-    for rig, (source, linked) in candidates:
+    for rig, (source, refused) in candidates:
         target = town.rig_dir(rig)
-        if linked is not None:
-            why = f"{linked} is a symlink; a migration never follows a link out of the town"
+        if refused is not None:
+            why = refused
         elif not RIG_NAME.fullmatch(rig) or rig.lower() in RESERVED:
             why = f"folder {rig!r} is not a valid rig name: rename the folder, then migrate again"
         elif os.path.lexists(target):

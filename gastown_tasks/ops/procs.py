@@ -87,22 +87,46 @@ def _cwd(proc: psutil.Process) -> str | None:
         return None
 
 
+def _open_paths(proc: psutil.Process) -> list[str]:
+    try:
+        return [_real(f.path) for f in proc.open_files()]
+    except psutil.Error:
+        return []
+
+
+def _under(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def served_data_dir(proc: psutil.Process) -> str | None:
-    """The data dir a `dolt sql-server` serves: --data-dir, else --config's data_dir folder, else cwd."""
-    args = cmdline(proc)
+    """The folder a `dolt sql-server` really serves, from what it holds, not from paths as they are now.
+
+    Its working folder and open files are the inodes it opened, named as they are now; a path
+    given on its command line is only believed when it holds some of them (a symlink planted since
+    its start cannot move a server into another town).  Ours and Gas Town's start it with the data
+    dir as working folder; a server started with --data-dir from elsewhere holds files there.
+    """
     cwd = _cwd(proc)
+    here = _real(cwd) if cwd is not None else None
+    args = cmdline(proc)
     base = cwd.removesuffix(" (deleted)") if cwd else "/"
     flagged = flag_value(args, "--data-dir")
-    if flagged is not None:
-        return _real(os.path.join(base, flagged))
     config = flag_value(args, "--config")
-    if config is not None:
-        return os.path.dirname(_real(os.path.join(base, config)))
-    return _real(cwd) if cwd is not None else None
+    named = _real(os.path.join(base, flagged)) if flagged is not None else None
+    if named is None and config is not None:
+        named = os.path.dirname(_real(os.path.join(base, config)))
+    if named is not None and named != here and any(_under(p, named) for p in _open_paths(proc)):
+        return named
+    return here
 
 
 def serves_data_dir(proc: psutil.Process, data_dir: Path) -> bool:
-    return served_data_dir(proc) == _real(data_dir)
+    """Whether the process works in `data_dir` (its working folder) or holds files under it."""
+    real = _real(data_dir)
+    cwd = _cwd(proc)
+    if cwd is not None and _real(cwd) == real:
+        return True
+    return any(_under(p, real) for p in _open_paths(proc))
 
 
 def flag_port(proc: psutil.Process) -> int | None:
@@ -118,28 +142,14 @@ def same_process(proc: psutil.Process, recorded_create_time: float | None) -> bo
         return False
 
 
-def looks_like_town_server(proc: psutil.Process, data_dir: Path, recorded_create_time: float | None) -> bool:
-    """A live `dolt sql-server` whose arguments or working folder point at `data_dir` (any owner).
+def looks_like_town_server(proc: psutil.Process, data_dir: Path) -> bool:
+    """A live `dolt sql-server` working in `data_dir` (or holding files there), whoever runs it.
 
     A create_time match alone proves only that the pid was not reused, not whose server it is: a
-    town copied with `cp -r` while its server ran carries the original's run files.  So the
-    recorded process also needs its cwd in this data dir (a town folder renamed under a running
-    server: the cwd follows the rename, the --data-dir flag does not).
+    town copied with `cp -r` while its server ran carries the original's run files, while that
+    server still works in the original's data dir.
     """
-    if not is_dolt_sql_server(proc):
-        return False
-    if serves_data_dir(proc, data_dir):
-        return True
-    cwd = _cwd(proc)
-    return same_process(proc, recorded_create_time) and cwd is not None and _real(cwd) == _real(data_dir)
-
-
-def town_server(pid: int, data_dir: Path, recorded_create_time: float | None = None) -> psutil.Process | None:
-    """The live process at `pid` if it runs as us and looks like this town's server, else None."""
-    proc = live(pid)
-    if proc is None or not runs_as_us(proc):
-        return None
-    return proc if looks_like_town_server(proc, data_dir, recorded_create_time) else None
+    return is_dolt_sql_server(proc) and serves_data_dir(proc, data_dir)
 
 
 def listening_ports(proc: psutil.Process) -> list[int]:

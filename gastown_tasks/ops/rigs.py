@@ -38,10 +38,48 @@ class DataDir:
 
     rigs: tuple[Rig, ...]
     linked: tuple[Path, ...] = ()  # symlinked rig folders: Dolt does not serve them
+    foreign: tuple[tuple[Path, str], ...] = ()  # (rig, why) databases a server of ours must not open
+    clashes: tuple[tuple[str, ...], ...] = ()  # rig names equal but for case: Dolt serves one of them
 
     @property
     def names(self) -> list[str]:
         return [rig.name for rig in self.rigs]
+
+    def refusals(self) -> list[str]:
+        """What makes a start refuse: each a sentence naming the path and what to do."""
+        found = [
+            f"{path} is a symlink (Dolt never serves a linked database): move the database itself into "
+            f"{path.parent} (or bind-mount it there) and remove the link"
+            for path in self.linked
+        ]
+        found += [f"{path}: {why}" for path, why in self.foreign]
+        found += [
+            f"rigs {' and '.join(names)} differ only by case: the server would serve one of them under both names; "
+            "rename one of the folders"
+            for names in self.clashes
+        ]
+        return found
+
+
+def _foreign(path: Path) -> str | None:
+    """Why a rig folder must not be opened by a server of ours: a link inside, or someone else's."""
+    for where in (path, path / ".dolt", path / ".dolt" / "noms"):
+        try:
+            st = os.lstat(where)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return f"cannot read {where} ({exc.strerror})"
+        if stat.S_ISLNK(st.st_mode):
+            return f"{where} is a symlink: the server would follow it out of the town; remove it"
+        if st.st_uid != os.geteuid():
+            return (
+                f"{where} belongs to uid {st.st_uid}, not to you: a server of yours does not open another "
+                "user's database (its links would be followed with your rights); run gt-dolt as that user"
+            )
+        if st.st_mode & stat.S_IWOTH:
+            return f"{where} is writable by every user; chmod o-w {where}"
+    return None
 
 
 def scan_data_dir(town: Town) -> DataDir:
@@ -59,6 +97,7 @@ def scan_data_dir(town: Town) -> DataDir:
         )
     rigs: list[Rig] = []
     linked: list[Path] = []
+    foreign: list[tuple[Path, str]] = []
     try:
         entries = sorted(os.scandir(town.data_dir), key=lambda e: e.name)
     except OSError:
@@ -71,9 +110,17 @@ def scan_data_dir(town: Town) -> DataDir:
             if RIG_NAME.fullmatch(entry.name) and (is_dolt_database(path) or path.is_dir()):
                 linked.append(path)
             continue
-        if entry.is_dir(follow_symlinks=False) and is_dolt_database(path):
-            rigs.append(Rig(entry.name, path))
-    return DataDir(tuple(rigs), tuple(linked))
+        if entry.is_dir(follow_symlinks=False) and os.path.lexists(path / ".dolt"):
+            why = _foreign(path)
+            if why is not None:
+                foreign.append((path, why))
+            elif is_dolt_database(path):
+                rigs.append(Rig(entry.name, path))
+    by_case: dict[str, list[str]] = {}
+    for rig in rigs:
+        by_case.setdefault(rig.name.lower(), []).append(rig.name)
+    clashes = tuple(tuple(names) for names in by_case.values() if len(names) > 1)
+    return DataDir(tuple(rigs), tuple(linked), tuple(foreign), clashes)
 
 
 def rigs_on_disk(town: Town) -> list[Rig]:

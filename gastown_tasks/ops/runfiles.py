@@ -154,7 +154,7 @@ def parse_state(raw: bytes, where: object) -> State:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         return State(problem=f"{where} is not UTF-8 text; treating the state as unknown")
-    except ValueError:
+    except (ValueError, RecursionError):
         return State(problem=f"{where} is not valid JSON; treating the state as unknown")
     if not isinstance(data, dict):
         return State(problem=f"{where} does not hold a JSON object; treating the state as unknown")
@@ -190,7 +190,10 @@ def read_state(town: Town) -> State:
 
 
 def write_state(town: Town, state: State) -> None:
+    """Keys another tool wrote are kept, unless they would make the file larger than we read."""
     text = json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n"
+    if len(text) > STATE_FILE_LIMIT // 2:
+        text = json.dumps(state.replace(extra={}).to_json(), indent=2, sort_keys=True) + "\n"
     safefs.write_atomic(town.state_file, text.encode(), mode=RUN_FILE_MODE, root=town.root)
 
 

@@ -151,6 +151,11 @@ def _open_child_dir(fd: int, part: str, here: Path) -> int:
 def _dir_problem(fd: int, part: str, here: Path, exc: OSError) -> Exception:
     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
         what = _describe_at(fd, part)
+        if what == "a folder":  # it was swapped while we opened it
+            return UnsafeFolder(
+                f"{here} changed while it was opened (a link, then a folder?); retry, and check who "
+                "else writes in the town"
+            )
         if what is None or what.startswith(("owned by", "a hard link")):
             what = "a file"
         return UnsafeFolder(

@@ -14,6 +14,8 @@ Defaults, each chosen for a town of many agents:
 - dolt_transaction_commit false: true makes every SQL commit a Dolt commit, including reads'
   implicit ones (Gas Town failure mode 22: 700k connections and a crash).
 - wait_timeout (dolt.wait_timeout, 30 s) in system_variables: idle agent connections close.
+- secure_file_priv daemon/sql-files (0700): Dolt's default "" lets any SQL user write files
+  anywhere as the server's user (SELECT … INTO OUTFILE), and every local user reaches loopback.
 - no unix socket: the host is never `localhost`, which would make Dolt create /tmp/mysql.sock.
 - metrics (dolt.metrics_port): Dolt's own Prometheus endpoint, on loopback unless binding beyond
   loopback is allowed.
@@ -120,8 +122,10 @@ def defaults(settings: DoltSettings, town: Town) -> dict[str, Any]:
         },
         "data_dir": str(town.data_dir),
     }
+    variables: dict[str, Any] = {"secure_file_priv": str(town.sql_files_dir)}
     if settings.wait_timeout:
-        tree["system_variables"] = {"wait_timeout": settings.wait_timeout}
+        variables["wait_timeout"] = settings.wait_timeout
+    tree["system_variables"] = variables
     if settings.metrics_port:
         open_to_network = settings.is_loopback or settings.allow_passwordless_bind
         tree["metrics"] = {"host": settings.host if open_to_network else "127.0.0.1", "port": settings.metrics_port}

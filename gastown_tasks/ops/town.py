@@ -50,6 +50,11 @@ class Town:
         return self.data_dir / "config.yaml"
 
     @property
+    def sql_files_dir(self) -> Path:
+        """The only folder SQL may read or write files in (secure_file_priv)."""
+        return self.daemon_dir / "sql-files"
+
+    @property
     def watch_log(self) -> Path:
         return self.daemon_dir / "dolt-watch.log"
 
@@ -84,15 +89,23 @@ def _exists(path: Path, kind: int) -> bool:
         return False
 
 
+def _trusted(path: Path) -> bool:
+    """Made by us or root: a marker another user planted in a folder of theirs is not our town."""
+    try:
+        return os.stat(path).st_uid in (os.geteuid(), 0)
+    except (OSError, ValueError):
+        return False
+
+
 def _is_town(path: Path) -> bool:
-    return _exists(path / MARKER, stat.S_IFREG)
+    return _exists(path / MARKER, stat.S_IFREG) and _trusted(path) and _trusted(path / MARKER)
 
 
 def _explicit_root(value: str, where: str) -> Path:
     root = Path(value).expanduser()
     if not _is_town(root):
         raise NotInTown(
-            f"{where}={value} is not a Gas Town workspace: {root / MARKER} does not exist; "
+            f"{where}={value} is not a Gas Town workspace: it has no {MARKER} of yours (or root's); "
             f"point {where} at the folder that holds mayor/town.json, or unset it"
         )
     return root.resolve()
@@ -123,7 +136,7 @@ def find_town_root(
             if not in_worktree:
                 return folder
             marked = folder
-        elif _exists(folder / "mayor", stat.S_IFDIR):
+        elif _exists(folder / "mayor", stat.S_IFDIR) and _trusted(folder) and _trusted(folder / "mayor"):
             mayor_only = folder
     found = marked or mayor_only
     if found is not None:

@@ -260,6 +260,7 @@ def test_doctor_fails_when_two_servers_serve_this_town(rigged_town: TownFixture)
                     "--data-dir",
                     str(t.town.data_dir),
                 ],
+                cwd=t.town.data_dir,  # where a server works: its data dir
                 stdout=subprocess.PIPE,
                 text=True,
                 start_new_session=True,

@@ -70,6 +70,7 @@ def _ignores_sigterm(t: TownFixture) -> subprocess.Popen[str]:
             "--data-dir",
             str(t.town.data_dir),
         ],
+        cwd=t.town.data_dir,  # where a server works: its data dir
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,

@@ -54,6 +54,7 @@ def spoof_as_nobody(t: TownFixture, folder: Path) -> subprocess.Popen[str]:
             "--port",
             str(t.port),
         ],
+        cwd=t.town.data_dir,  # where a server works: its data dir
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
@@ -103,6 +104,7 @@ def test_a_process_of_ours_posing_as_the_server_but_listening_nowhere_is_not_ado
     t = rigged_town
     fake = subprocess.Popen(
         [str(FAKES / "dolt-fake-never-ready"), "sql-server", "--data-dir", str(t.town.data_dir)],
+        cwd=t.town.data_dir,  # where a server works: its data dir
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
@@ -190,6 +192,7 @@ def test_an_interrupted_stop_leaves_files_that_match_what_runs(rigged_town: Town
             "--data-dir",
             str(t.town.data_dir),
         ],
+        cwd=t.town.data_dir,  # where a server works: its data dir
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,

@@ -33,14 +33,14 @@ def test_the_defaults_are_a_towns_and_read_back_from_yaml_as_written() -> None:
         "write_timeout_millis": 300_000,
     }
     assert tree["behavior"]["dolt_transaction_commit"] is False and tree["data_dir"] == "/towns/t/.dolt-data"
-    assert tree["system_variables"] == {"wait_timeout": 30}
+    assert tree["system_variables"] == {"secure_file_priv": "/towns/t/daemon/sql-files", "wait_timeout": 30}
     assert yaml.safe_load(serverconfig.to_yaml(tree)) == tree
 
 
 def test_overrides_are_deep_merged_and_zero_wait_timeout_leaves_dolts() -> None:
     tree = _config(server={"listener": {"max_connections": 50}, "behavior": {"read_only": True}}, wait_timeout=0)
     assert tree["listener"]["max_connections"] == 50 and tree["listener"]["port"] == 3307
-    assert tree["behavior"]["read_only"] is True and "system_variables" not in tree
+    assert tree["behavior"]["read_only"] is True and "wait_timeout" not in tree["system_variables"]
 
 
 @pytest.mark.parametrize(
@@ -77,13 +77,34 @@ def test_a_tasks_py_is_trusted_only_when_ours_and_not_writable_by_others(tmp_pat
     deep = tmp_path / "a" / "b"
     deep.mkdir(parents=True)
     assert find_project(deep).root == tmp_path
-    os.chmod(tmp_path / "tasks.py", 0o646)
-    refused = find_project(deep)
-    assert refused.root is None and "anyone can write it" in refused.warnings[0]
+    for mode in (0o646, 0o664):
+        os.chmod(tmp_path / "tasks.py", mode)
+        refused = find_project(deep)
+        assert refused.root is None and "others can write it" in refused.warnings[0]
     os.chmod(tmp_path / "tasks.py", 0o644)
-    os.chown(tmp_path / "tasks.py", 4242, 4242)
+    (tmp_path / "helpers.py").write_text("")
+    os.chmod(tmp_path / "helpers.py", 0o666)
+    assert "helpers.py: others can write it" in find_project(deep).warnings[0]
+    os.chmod(tmp_path / "helpers.py", 0o644)
+    os.chmod(tmp_path, 0o757)
+    assert "others can write in" in find_project(deep).warnings[0]
+    os.chmod(tmp_path, 0o755)
     if os.geteuid() == 0:
+        os.chown(tmp_path / "tasks.py", 4242, 4242)
         assert "belongs to uid 4242" in find_project(deep).warnings[0]
+
+
+def test_the_nearest_tasks_py_of_any_kind_ends_the_search_as_in_invoke(tmp_path: Path) -> None:
+    """A FIFO named tasks.py is what Invoke would try to load: refused, and no project above it."""
+    (tmp_path / "tasks.py").write_text("")
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    os.mkfifo(inner / "tasks.py")
+    found = find_project(inner)
+    assert found.root is None and "not a regular file" in found.warnings[0]
+    (inner / "tasks.py").unlink()
+    (inner / "tasks.py").symlink_to(tmp_path / "tasks.py")
+    assert "symlink" in find_project(inner).warnings[0]
 
 
 def test_invoke_configuration_sources_are_found_without_invoke(tmp_path: Path) -> None:
