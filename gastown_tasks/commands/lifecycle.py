@@ -104,6 +104,10 @@ def status_text(st: object) -> str:
     if not st.remote:
         lines.append(f"  data dir:   {st.data_dir}")
     lines.append(f"  databases ({st.databases_source}): {', '.join(st.databases) or 'none'}")
+    if st.health:
+        from ..ops.health import health_lines
+
+        lines.extend(health_lines(st.health))
     lines.extend(f"note: {note}" for note in st.notes)
     return "\n".join(lines)
 

@@ -198,7 +198,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "doctor",
         "doctor:doctor",
-        """Check the binary, port, run files, orphans, rigs, beads and rogue servers (exit 1 on a failure).
+        """Check the binary, port, run files, servers, rigs, beads, health and backups (exit 1 on a failure).
 
         Examples:
           gt-dolt doctor
@@ -230,6 +230,50 @@ COMMANDS: tuple[Command, ...] = (
           gt-dolt stop-rogue --pid 4242
         """,
         (Option("pid", "Only this process (it must be a rogue server of this town)"),),
+    ),
+    Command(
+        "watch",
+        "operations:watch",
+        """Keep the server running: check every interval, restart with backoff, log to daemon/dolt-watch.log.
+
+        Runs in the foreground (tmux, systemd, a terminal); Ctrl-C ends the watch and leaves the
+        server running.  Examples:
+          gt-dolt watch
+          gt-dolt watch --once      # one check; exit code as status (for cron)
+        """,
+        (
+            Option("interval", "Seconds between checks (default: dolt.watch_interval, 10)"),
+            Option("once", "Check once, restart if needed, exit with the status code", flag=True),
+        ),
+    ),
+    Command(
+        "backup",
+        "operations:backup",
+        """Sync each rig (or one) to a Dolt backup: file://<town>/.dolt-backup/<rig> by default.
+
+        Examples:
+          gt-dolt backup
+          gt-dolt backup --rig hq --to file:///mnt/backups/hq
+        """,
+        (
+            Option("rig", "Only this rig"),
+            Option("to", "Any URL Dolt accepts (one rig); default file://<town>/.dolt-backup/<rig>"),
+        ),
+    ),
+    Command(
+        "restore",
+        "operations:restore",
+        """Restore a rig from a Dolt backup into .dolt-data (refused when that rig exists).
+
+        Examples:
+          gt-dolt restore --rig hq
+          gt-dolt restore --rig hq --as hq_copy --from file:///mnt/backups/hq
+        """,
+        (
+            Option("rig", "The rig whose backup to restore"),
+            Option("from_", "Backup URL (default: file://<town>/.dolt-backup/<rig>)"),
+            Option("as_", "Restore under this rig name (default: the same name)"),
+        ),
     ),
 )
 

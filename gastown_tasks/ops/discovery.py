@@ -10,7 +10,7 @@ never adopted and never signalled.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import psutil
@@ -190,7 +190,7 @@ class Record:
     port: int
     databases: tuple[str, ...] = ()
     started_at: str | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    disk_bytes: int | None = None
 
 
 def state_of(town: Town, record: Record) -> State:
@@ -205,6 +205,7 @@ def state_of(town: Town, record: Record) -> State:
         databases=record.databases,
         log_file=str(town.log_file),
         managed_by="gastown-tasks",
+        disk_bytes=record.disk_bytes,
     )
 
 

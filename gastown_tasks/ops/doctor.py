@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import safefs, sqlclient
+from . import backup, health, safefs, sqlclient
 from .beads_doctor import beads_checks, fix_beads
 from .checks import Check, Fix, local_checks
-from .discovery import mark_stopped, observe, record_running
+from .discovery import Observed, mark_stopped, observe, record_running
 from .errors import GastownError
 from .locking import town_lock
+from .rigs import scan_data_dir
 from .runfiles import STATE_FILE_LIMIT, State, iso_time, remove_run_file, write_state
 from .settings import DoltSettings
 from .town import Town
@@ -35,7 +36,43 @@ class Report:
 
 def run_checks(town: Town, settings: DoltSettings) -> list[Check]:
     seen = observe(town, settings, every_server=True)
-    return local_checks(town, settings, seen) + beads_checks(town, settings, seen)
+    return (
+        local_checks(town, settings, seen)
+        + beads_checks(town, settings, seen)
+        + [health_check(town, settings, seen), backup_check(town, settings)]
+    )
+
+
+def health_check(town: Town, settings: DoltSettings, seen: Observed) -> Check:
+    """Gas Town's daemon thresholds: latency over 1 s, connections at 80 %, read-only, disk growth."""
+    if seen.running is None:
+        return Check("health", "ok", "no server running to measure")
+    try:
+        measured = health.measure(town, settings, seen.running.port)
+    except GastownError as exc:
+        return Check("health", "warn", f"not measured: {exc}", "gt-dolt restart")
+    problems = health.warnings(measured, seen.state.disk_bytes if seen.state.claims(seen.running.pid) else None)
+    if problems:
+        return Check("health", "warn", "; ".join(what for what, _ in problems), "; ".join(fix for _, fix in problems))
+    return Check("health", "ok", health.health_lines(measured)[0].split(":", 1)[1].strip())
+
+
+def backup_check(town: Town, settings: DoltSettings) -> Check:
+    if not settings.backup_max_age_hours:
+        return Check("backups", "ok", "none expected (dolt.backup_max_age_hours is 0)")
+    try:
+        rigs = scan_data_dir(town).names
+    except GastownError:
+        return Check("backups", "ok", "see rigs")
+    stale = backup.stale(town, settings, rigs)
+    if stale:
+        return Check(
+            "backups",
+            "warn",
+            f"no backup in the last {settings.backup_max_age_hours:g}h of: {', '.join(stale)}",
+            "gt-dolt backup (or set dolt.backup_max_age_hours: 0 if none is expected)",
+        )
+    return Check("backups", "ok", f"every rig backed up in the last {settings.backup_max_age_hours:g}h")
 
 
 def _keep_corrupt(town: Town) -> str | None:

@@ -27,6 +27,7 @@ from . import logrotate, safefs, serverconfig, sqlclient
 from .binary import DOLT_UMASK, DoltBinary, dolt_command_hint, dolt_env, find_dolt, identify, run_dolt
 from .discovery import Record, mark_stopped, state_of
 from .errors import ConfigError, GastownError, NoRigs, NotOurs, StartFailed, UnsafeFile
+from .health import disk_bytes
 from .logfile import file_size
 from .readiness import damaged_rig_hint, log_tail, skipped_rigs, wait_ready
 from .rigs import scan_data_dir
@@ -280,6 +281,7 @@ def launch(
             host=settings.host,
             port=settings.port,
             databases=tuple(served),
+            disk_bytes=sum(disk_bytes(town).values()),
         )
         write_state(town, state_of(town, record))
     except StartFailed as exc:

@@ -108,6 +108,7 @@ class State:
     log_file: str | None = None
     last_error: str | None = None
     managed_by: str | None = None
+    disk_bytes: int | None = None  # the rigs' size when it started (doctor warns on growth)
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys another tool wrote: kept on rewrite
     problem: str | None = None  # why the file could not be used; the rest is then empty
 
@@ -173,6 +174,11 @@ def parse_state(raw: bytes, where: object) -> State:
         log_file=_text(data.get("log_file")),
         last_error=_text(data.get("last_error")),
         managed_by=_text(data.get("managed_by")),
+        disk_bytes=int(data["disk_bytes"])
+        if isinstance(data.get("disk_bytes"), int)
+        and not isinstance(data.get("disk_bytes"), bool)
+        and data["disk_bytes"] >= 0
+        else None,
         extra={k: v for k, v in data.items() if k not in names},
     )
 

@@ -11,9 +11,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from . import procs, sqlclient
+from . import backup, procs, sqlclient
 from .discovery import Via, found_notes, observe
 from .errors import AccessDenied, GastownError
+from .health import measure
 from .rigs import scan_data_dir
 from .runfiles import iso_time
 from .settings import DoltSettings
@@ -60,6 +61,19 @@ def _on_disk(town: Town, notes: list[str]) -> list[str]:
         return []
 
 
+def backup_notes(town: Town, settings: DoltSettings) -> list[str]:
+    try:
+        stale = backup.stale(town, settings, scan_data_dir(town).names)
+    except GastownError:
+        return []
+    if not stale:
+        return []
+    return [
+        f"no backup in the last {settings.backup_max_age_hours:g}h of: {', '.join(stale)}; run gt-dolt backup "
+        "(dolt.backup_max_age_hours: 0 says no backups are expected)"
+    ]
+
+
 def status(town: Town, settings: DoltSettings) -> Status:
     seen = observe(town, settings)
     pid_file, state, running, notes = seen.pid_file, seen.state, seen.running, seen.problems
@@ -75,6 +89,7 @@ def status(town: Town, settings: DoltSettings) -> Status:
                 f"port {settings.port} is held by {', '.join(h.describe() for h in holders)}, "
                 "which is not this town's server"
             )
+        notes.extend(backup_notes(town, settings))
         return Status(
             running=False,
             exit_code=STALE_PID_FILE if pid_file.exists else STOPPED,
@@ -103,6 +118,13 @@ def status(town: Town, settings: DoltSettings) -> Status:
         notes.append(str(exc))
     if sql == "not answering":
         notes.append(f"the process is alive but does not answer SQL on {target.address}; see gt-dolt doctor")
+    health = None
+    if sql == "answering":
+        try:
+            health = measure(town, settings, running.port)
+        except GastownError as exc:
+            notes.append(f"health not measured: {exc}")
+    notes.extend(backup_notes(town, settings))
     created = running.create_time() or time.time()
     started_at = state.started_at if state.claims(running.pid) and state.started_at else iso_time(created)
     notes.extend(found_notes(running, town, settings))
@@ -121,5 +143,6 @@ def status(town: Town, settings: DoltSettings) -> Status:
         connection=target.connection_string,
         pid_file_left=pid_file.exists,
         found_via=running.found_via,
+        health=health,
         notes=notes,
     )
