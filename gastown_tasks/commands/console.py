@@ -50,9 +50,13 @@ def logs(env: Env, n: str | None = None, follow: bool = False, rotate: bool = Fa
 
 
 def sql(env: Env, rig: str | None = None, query: str | None = None) -> int:
-    from ..ops.sqlshell import run_sql, sql_command
+    from ..ops.remote import is_remote
+    from ..ops.sqlshell import remote_sql_command, run_sql, sql_command
 
-    town, settings = env.town_and_settings()
-    command = sql_command(town, settings, rig=rig, query=query)
+    settings = env.settings()
+    if is_remote(settings):
+        command = remote_sql_command(settings, rig, query)
+    else:
+        command = sql_command(env.town(settings), settings, rig=rig, query=query)
     print(command.note, file=sys.stderr)
     return run_sql(command)

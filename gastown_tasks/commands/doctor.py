@@ -7,8 +7,15 @@ from .runner import Env
 
 def doctor(env: Env, fix: bool = False, port: str | None = None) -> int:
     from ..ops import doctor as checkup
+    from ..ops import remote
 
-    town, settings = env.town_and_settings(port=port)
+    settings = env.settings(port=port)
+    if remote.is_remote(settings):
+        checks = remote.checks(settings)
+        for check in checks:
+            print(check.line())
+        return 1 if any(check.level == "fail" for check in checks) else 0
+    town = env.town(settings)
     report = checkup.examine(town, settings, fix=fix)
     for done in report.fixes:
         print(f"fixed: {done.what}" if done.done else done.what)

@@ -108,6 +108,10 @@ def status_text(st: object) -> str:
         from ..ops.health import health_lines
 
         lines.extend(health_lines(st.health))
+    if st.cluster:
+        from ..ops.cluster import cluster_line
+
+        lines.append(cluster_line(st.cluster))
     lines.extend(f"note: {note}" for note in st.notes)
     return "\n".join(lines)
 

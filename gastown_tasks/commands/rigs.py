@@ -8,9 +8,20 @@ from .runner import Env
 
 
 def list_rigs(env: Env, json_: bool = False) -> int:
-    from ..ops import rigadmin
+    from ..ops import remote, rigadmin
 
-    town, settings = env.town_and_settings()
+    settings = env.settings()
+    if remote.is_remote(settings):
+        served = remote.databases(settings)
+        if json_:
+            print(
+                json.dumps([{"name": name, "path": None, "served": True, "remote": True} for name in served], indent=2)
+            )
+        else:
+            for name in served:
+                print(f"{name:<24} served by the remote server at {settings.address}")
+        return 0
+    town = env.town(settings)
     rigs = rigadmin.list_rigs(town, settings)
     if json_:
         listed = [
@@ -33,9 +44,14 @@ def list_rigs(env: Env, json_: bool = False) -> int:
 
 
 def init_rig(env: Env, name: str) -> int:
-    from ..ops import rigadmin
+    from ..ops import remote, rigadmin
 
-    town, settings = env.town_and_settings()
+    settings = env.settings()
+    if remote.is_remote(settings):
+        remote.create_rig(settings, name)
+        print(f"created rig {name} on the remote server at {settings.address} (served now)")
+        return 0
+    town = env.town(settings)
     created = rigadmin.init_rig(town, settings, name)
     for note in created.notes:
         print(f"note: {note}")
@@ -46,8 +62,10 @@ def init_rig(env: Env, name: str) -> int:
 
 def migrate(env: Env, dry_run: bool = False) -> int:
     from ..ops import migrate as migration
+    from ..ops.remote import refuse_if_remote
 
     town, settings = env.town_and_settings()
+    refuse_if_remote(settings, "migrate")
     report = migration.migrate(town, settings, dry_run=dry_run)
     done = len(report.planned if dry_run else report.moved)
     if not (done or report.skipped):

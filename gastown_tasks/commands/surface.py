@@ -275,6 +275,40 @@ COMMANDS: tuple[Command, ...] = (
             Option("as_", "Restore under this rig name (default: the same name)"),
         ),
     ),
+    Command(
+        "cluster-status",
+        "cluster:cluster_status",
+        """Show this server's cluster role and epoch, and replication to each standby.
+
+        Examples:
+          gt-dolt cluster-status
+          gt-dolt cluster-status --json
+        """,
+        (Option("json_", "Print one JSON object", flag=True),),
+    ),
+    Command(
+        "failover",
+        "cluster:failover",
+        """On a standby: take over as primary at a higher epoch, once the old primary is demoted or gone.
+
+        Refuses while the primary is alive and not demoted, or while this standby lags; --force
+        accepts the loss and says what it loses.  Examples:
+          gt-dolt failover
+          gt-dolt failover --force
+        """,
+        (Option("force", "Take over although writes may be lost (says which)", flag=True),),
+    ),
+    Command(
+        "demote",
+        "cluster:demote",
+        """On a primary: become a standby at a higher epoch (waits for the standbys to catch up).
+
+        Examples:
+          gt-dolt demote
+          gt-dolt demote --epoch 7
+        """,
+        (Option("epoch", "The epoch to demote at (default: the current one plus one)"),),
+    ),
 )
 
 BY_NAME = {command.name: command for command in COMMANDS}

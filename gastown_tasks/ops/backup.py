@@ -22,7 +22,7 @@ from typing import Any
 from . import safefs, sqlclient
 from .binary import find_dolt, run_dolt
 from .discovery import find_running
-from .errors import ConfigError, RigError
+from .errors import ConfigError, GastownError, RigError
 from .locking import town_lock
 from .rigs import clashing, scan_data_dir, validate_rig_name
 from .runfiles import iso_time
@@ -56,7 +56,7 @@ def read_records(town: Town) -> dict[str, Any]:
     try:
         raw = safefs.read_bytes(records_file(town), RECORD_LIMIT, root=town.root)
         data = json.loads(raw) if raw else {}
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, GastownError):  # unreadable: as if never backed up (doctor says why)
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -143,7 +143,18 @@ def backup(
             seconds = time.monotonic() - started
             _record(town, name, url, seconds)
             done.append(Synced(name, url, seconds, "the server" if running is not None else "the Dolt CLI"))
+        _keep_cluster_role(town)
         return done
+
+
+def _keep_cluster_role(town: Town) -> None:
+    """A clustered server keeps its role and epoch in .dolt-root, which no Dolt backup holds."""
+    config = town.dolt_root / ".dolt" / "config_global.json"
+    data = safefs.read_bytes(config, RECORD_LIMIT, root=town.root)
+    if data is not None:
+        copy = town.backup_dir / "dolt-root" / "config_global.json"
+        safefs.ensure_dir(copy.parent, root=town.root, mode=0o700)
+        safefs.write_atomic(copy, data, mode=0o600, root=town.root)
 
 
 @dataclass(frozen=True)

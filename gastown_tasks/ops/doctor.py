@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import backup, health, safefs, sqlclient
+from . import backup, cluster, health, safefs, sqlclient
 from .beads_doctor import beads_checks, fix_beads
 from .checks import Check, Fix, local_checks
 from .discovery import Observed, mark_stopped, observe, record_running
@@ -40,7 +40,82 @@ def run_checks(town: Town, settings: DoltSettings) -> list[Check]:
         local_checks(town, settings, seen)
         + beads_checks(town, settings, seen)
         + [health_check(town, settings, seen), backup_check(town, settings)]
+        + cluster_checks(settings, seen)
     )
+
+
+def cluster_checks(settings: DoltSettings, seen: Observed) -> list[Check]:
+    """Standbys reachable, lag under 5 s, exactly one primary, every rig on every standby."""
+    config = cluster.cluster_of(settings)
+    if config is None:
+        return []
+    if seen.running is None:
+        return [Check("cluster", "ok", "no server running to ask")]
+    target = settings.with_overrides(port=seen.running.port)
+    try:
+        mine = cluster.read_state(target)
+        ours = sqlclient.call(target, sqlclient.show_databases, what="list the databases")
+    except GastownError as exc:
+        return [Check("cluster", "warn", f"cluster state not read: {exc}", "gt-dolt restart")]
+    checks: list[Check] = []
+    primaries = [("this server", mine["epoch"])] if mine["role"] == "primary" else []
+    for peer in config.peers:
+        try:
+            state = cluster.peer_state(settings, peer)
+        except GastownError as exc:
+            checks.append(Check(f"cluster {peer.name}", "warn", str(exc)))
+            continue
+        if state is None:
+            checks.append(
+                Check(
+                    f"cluster {peer.name}",
+                    "warn",
+                    f"{peer.host}:{peer.sql_port} does not answer",
+                    "start it on its host (writes are not replicated meanwhile)",
+                )
+            )
+            continue
+        if state["role"] == "primary":
+            primaries.append((peer.name, state["epoch"]))
+        missing = sqlclient.missing(ours, cluster.peer_databases(settings, peer)) if mine["role"] == "primary" else []
+        said = f"{state['role']} at epoch {state['epoch']}"
+        if missing:
+            checks.append(
+                Check(
+                    f"cluster {peer.name}",
+                    "warn",
+                    f"{said}; does not have {', '.join(missing)} yet",
+                    "wait for replication, then gt-dolt cluster-status",
+                )
+            )
+        else:
+            checks.append(Check(f"cluster {peer.name}", "ok", said))
+    lags = [r["replication_lag_millis"] or 0 for r in mine["replication"]]
+    worst = max(lags, default=0)
+    if len(primaries) != 1:
+        named = ", ".join(f"{who} (epoch {epoch})" for who, epoch in primaries) or "none"
+        checks.insert(
+            0,
+            Check(
+                "cluster",
+                "fail",
+                f"{len(primaries)} primaries: {named}; exactly one must be",
+                "gt-dolt demote on all but one (or gt-dolt failover on a standby), see docs/cluster.md",
+            ),
+        )
+    elif worst > cluster.LAG_WARN_MS:
+        checks.insert(
+            0,
+            Check(
+                "cluster",
+                "warn",
+                f"{mine['role']} at epoch {mine['epoch']}; a standby is {worst} ms behind",
+                "gt-dolt cluster-status (is the standby up?)",
+            ),
+        )
+    else:
+        checks.insert(0, Check("cluster", "ok", f"{mine['role']} at epoch {mine['epoch']}; one primary"))
+    return checks
 
 
 def health_check(town: Town, settings: DoltSettings, seen: Observed) -> Check:

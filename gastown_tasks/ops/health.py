@@ -66,6 +66,7 @@ def measure(town: Town, settings: DoltSettings, port: int) -> dict[str, Any]:
     """One reading of the server's health; raises SqlFailure/AccessDenied when it does not answer."""
     target = settings.with_overrides(port=port)
     served = [name for name in sqlclient.served_databases(target) or []]
+    cluster = bool(settings.cluster)
 
     def work(conn: Any) -> dict[str, Any]:
         with conn.cursor() as cur:
@@ -77,11 +78,16 @@ def measure(town: Town, settings: DoltSettings, port: int) -> dict[str, Any]:
             (used,) = cur.fetchone()
             cur.execute("SELECT @@GLOBAL.max_connections, @@GLOBAL.read_only")
             maximum, read_only = cur.fetchone()
+            role = None
+            if cluster:  # the variable exists only on a clustered server
+                cur.execute("SELECT @@GLOBAL.dolt_cluster_role")
+                (role,) = cur.fetchone()
             ages = _ages(cur, served[:COMMIT_AGE_RIGS])
         return {
             "latency_ms": round(latency, 2),
             "connections": {"used": int(used), "max": int(maximum)},
             "read_only": bool(int(read_only)),
+            "cluster_role": role or None,
             "newest_commit_age_seconds": ages,
         }
 
@@ -139,7 +145,7 @@ def warnings(health: dict[str, Any], disk_at_start: int | None) -> list[tuple[st
                 "find idle clients: gt-dolt sql -q 'SHOW PROCESSLIST' (dolt.wait_timeout closes idle ones)",
             )
         )
-    if health["read_only"]:
+    if health["read_only"] and health.get("cluster_role") != "standby":  # a standby is read-only by design
         found.append(
             (
                 "the server is read-only (a cluster standby, or read_only in dolt.server)",

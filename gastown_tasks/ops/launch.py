@@ -23,8 +23,9 @@ from typing import Any
 
 import psutil
 
-from . import logrotate, safefs, serverconfig, sqlclient
+from . import logrotate, safefs, serverconfig
 from .binary import DOLT_UMASK, DoltBinary, dolt_command_hint, dolt_env, find_dolt, identify, run_dolt
+from .cluster import prepare_root, user_global_config
 from .discovery import Record, mark_stopped, state_of
 from .errors import ConfigError, GastownError, NoRigs, NotOurs, StartFailed, UnsafeFile
 from .health import disk_bytes
@@ -56,6 +57,7 @@ class Plan:
     rigs: list[str]
     config: dict[str, Any]
     notes: list[str]
+    clustered: bool = False
 
 
 EXTRA_LISTENERS = ("mcp_server", "remotesapi")  # Dolt binds these on every interface
@@ -146,12 +148,13 @@ def preflight(town: Town, settings: DoltSettings) -> Plan:
     refusals = found.refusals()
     if refusals:
         raise UnsafeFile("the start would fail or expose data: " + "; ".join(refusals) + "; then start again")
-    if not found.rigs:
-        raise NoRigs.in_town(town.data_dir)
     config = serverconfig.build(settings, town)
+    clustered = "cluster" in config
+    if not found.rigs and not clustered:  # a standby needs none: replication brings them
+        raise NoRigs.in_town(town.data_dir)
     dolt = identify(find_dolt(settings.binary))
     notes = [note for note in (dolt.note(), root_without_password(settings)) if note]
-    return Plan(dolt=dolt, rigs=found.names, config=config, notes=notes)
+    return Plan(dolt=dolt, rigs=found.names, config=config, notes=notes, clustered=clustered)
 
 
 @contextmanager
@@ -202,7 +205,7 @@ def _spawn(
         stdout=log_fd,
         stderr=log_fd,
         start_new_session=True,  # a SIGHUP to the caller's terminal never reaches the server
-        env=dolt_env(),
+        env=dolt_env(prepare_root(town, user_global_config()) if plan.clustered else None),
         umask=DOLT_UMASK,
     )
     try:
@@ -214,21 +217,6 @@ def _spawn(
         discard_child(child, town, "its pid could not be recorded")
         raise
     return child, proc
-
-
-def _apply_wait_timeout(settings: DoltSettings) -> None:
-    """Dolt reads wait_timeout from system_variables; a server that ignores it gets it by SQL."""
-    if not settings.wait_timeout:
-        return
-
-    def work(conn: Any) -> None:
-        with conn.cursor() as cur:
-            cur.execute("SELECT @@GLOBAL.wait_timeout")
-            (current,) = cur.fetchone()
-            if int(current) != settings.wait_timeout:
-                cur.execute(f"SET GLOBAL wait_timeout = {int(settings.wait_timeout)}")
-
-    sqlclient.call(settings, work, what="set wait_timeout")
 
 
 PROBE_LIMIT = 100  # rigs probed after a failed start (each probe is one short `dolt log`)
@@ -274,7 +262,6 @@ def launch(
             timeout,
             lambda missing: skipped_rigs(town, log_offset, missing, dolt_command_hint(plan.dolt.path)),
         )
-        _apply_wait_timeout(settings)
         record = Record(
             pid=child.pid,
             create_time=proc.create_time(),

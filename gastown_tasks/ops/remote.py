@@ -13,7 +13,8 @@ import time
 from typing import Any
 
 from . import sqlclient
-from .errors import AccessDenied, RemoteServer
+from .cluster import read_state as read_cluster
+from .errors import AccessDenied, GastownError, RemoteServer
 from .serverstatus import DENIED, RUNNING, STOPPED, Status
 from .settings import DoltSettings
 
@@ -85,6 +86,13 @@ def remote_status(settings: DoltSettings) -> Status:
     except AccessDenied as exc:
         served, sql, code = None, "refused credentials", DENIED
         notes.append(str(exc))
+    cluster = None
+    if served is not None:
+        try:
+            state = read_cluster(settings)
+            cluster = state if state.get("role") else None
+        except GastownError:
+            cluster = None
     return Status(
         running=served is not None,
         exit_code=code,
@@ -101,5 +109,58 @@ def remote_status(settings: DoltSettings) -> Status:
         pid_file_left=False,
         found_via=None,
         remote=True,
+        cluster=cluster,
         notes=notes,
     )
+
+
+def databases(settings: DoltSettings) -> list[str]:
+    """What the remote server serves; a server that does not answer is an error here."""
+    return sqlclient.call(settings, sqlclient.show_databases, what=f"list the databases of {settings.address}")
+
+
+def create_rig(settings: DoltSettings, name: str) -> None:
+    """init-rig on a remote server: CREATE DATABASE through it (nothing is written here)."""
+    from .rigadmin import create_through_server
+    from .rigs import clashing, validate_rig_name
+
+    validate_rig_name(name)
+    taken = clashing(name, databases(settings))
+    if taken is not None:
+        from .errors import RigError
+
+        raise RigError(f"the server at {settings.address} already serves {taken}")
+    create_through_server(settings, name)
+
+
+def checks(settings: DoltSettings) -> list[Any]:
+    """doctor for a remote server: reachable, our credentials accepted, latency, its cluster role."""
+    from .checks import Check
+    from .health import LATENCY_WARN_MS
+
+    found = [Check("server", "ok", f"{settings.address} is remote: managed on its host, used from here")]
+    try:
+        ms = latency_ms(settings)
+    except AccessDenied as exc:
+        return [*found, Check("credentials", "fail", str(exc), "set the password the server expects")]
+    except GastownError as exc:
+        return [*found, Check("reachable", "fail", str(exc), "check the address, the firewall, and that it runs")]
+    found.append(Check("reachable", "ok", "answers; our credentials are accepted"))
+    if ms > LATENCY_WARN_MS:
+        found.append(Check("latency", "warn", f"{ms:.1f} ms for a query", "check the network"))
+    else:
+        found.append(Check("latency", "ok", f"{ms:.1f} ms for a query"))
+    try:
+        state = read_cluster(settings)
+    except GastownError:
+        return found
+    if state.get("role"):
+        found.append(
+            Check(
+                "cluster",
+                "ok" if state["role"] == "primary" else "warn",
+                f"it is {state['role']} at epoch {state['epoch']}",
+                None if state["role"] == "primary" else "point dolt.host at the cluster's primary",
+            )
+        )
+    return found

@@ -106,7 +106,7 @@ def _full_disk(town: Town) -> str:
     return f"; the file system holding {town.data_dir} is full: free some space, then retry" if full else ""
 
 
-def _create_through_server(settings: DoltSettings, name: str) -> None:
+def create_through_server(settings: DoltSettings, name: str) -> None:
     """CREATE DATABASE on the running server, then wait until it lists the new rig."""
 
     def work(conn: Any) -> None:
@@ -143,7 +143,7 @@ def init_rig(town: Town, settings: DoltSettings, name: str, identity: tuple[str,
             raise RigError(f"rig {name} {what} at {where}")
         running = find_running(town, settings)[0]
         if running is not None:
-            _create_through_server(settings.with_overrides(port=running.port), name)
+            create_through_server(settings.with_overrides(port=running.port), name)
         else:
             _init_on_disk(town, name, dolt, identity)
         port = running.port if running is not None else settings.port

@@ -167,12 +167,17 @@ def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build(settings: DoltSettings, town: Town, cluster: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def build(settings: DoltSettings, town: Town) -> dict[str, Any]:
     """The config tree for this town: defaults, the validated dolt.server overrides, the cluster."""
+    from .cluster import cluster_of, dolt_section
+
     _check(settings.server, SCHEMA, ())
     tree = merge(defaults(settings, town), settings.server)
-    if cluster:
-        tree["cluster"] = dict(cluster)
+    config = cluster_of(settings)
+    if config is not None:
+        tree["cluster"] = dolt_section(config)
+        if config.ack_writes_timeout:
+            tree["system_variables"]["dolt_cluster_ack_writes_timeout_secs"] = config.ack_writes_timeout
     return tree
 
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from . import backup, procs, sqlclient
+from .cluster import read_state as read_cluster
 from .discovery import Via, found_notes, observe
 from .errors import AccessDenied, GastownError
 from .health import measure
@@ -125,6 +126,12 @@ def status(town: Town, settings: DoltSettings) -> Status:
         except GastownError as exc:
             notes.append(f"health not measured: {exc}")
     notes.extend(backup_notes(town, settings))
+    cluster = None
+    if sql == "answering" and settings.cluster:
+        try:
+            cluster = read_cluster(target)
+        except GastownError as exc:
+            notes.append(f"cluster state not read: {exc}")
     created = running.create_time() or time.time()
     started_at = state.started_at if state.claims(running.pid) and state.started_at else iso_time(created)
     notes.extend(found_notes(running, town, settings))
@@ -144,5 +151,6 @@ def status(town: Town, settings: DoltSettings) -> Status:
         pid_file_left=pid_file.exists,
         found_via=running.found_via,
         health=health,
+        cluster=cluster,
         notes=notes,
     )

@@ -34,6 +34,45 @@ def default_rig(rigs: list[Rig]) -> Rig:
     return next((rig for rig in rigs if rig.name == DEFAULT_RIG), rigs[0])
 
 
+def _client(dolt: str, settings: DoltSettings, port: int, rig: str, tail: list[str]) -> list[str]:
+    # Dolt's client joins host and port as they are: an IPv6 host needs its brackets.
+    return [
+        dolt,
+        "--host",
+        settings.url_host,
+        "--port",
+        str(port),
+        "--user",
+        settings.user,
+        "--no-tls",
+        "--use-db",
+        rig,
+        "sql",
+        *tail,
+    ]
+
+
+def remote_sql_command(settings: DoltSettings, rig: str | None, query: str | None) -> SqlCommand:
+    from .remote import databases
+
+    dolt = str(find_dolt(settings.binary))
+    served = databases(settings)
+    if rig is not None:
+        validate_rig_name(rig)
+    chosen = rig or (DEFAULT_RIG if DEFAULT_RIG in served else (served[0] if served else None))
+    if chosen is None:
+        raise NoRigs(f"the remote server at {settings.address} serves no database; create one: gt-dolt init-rig <name>")
+    how = "" if rig is not None else " (the default; --rig NAME to choose)"
+    env = dolt_env({"DOLT_CLI_PASSWORD": settings.password})
+    tail = ["-q", query] if query is not None else []
+    return SqlCommand(
+        _client(dolt, settings, settings.port, chosen, tail),
+        Path.cwd(),
+        env,
+        f"sql: rig {chosen}{how}, on the remote server at {settings.address}",
+    )
+
+
 def sql_command(town: Town, settings: DoltSettings, rig: str | None = None, query: str | None = None) -> SqlCommand:
     """The argv to run: the query travels as one argument, the password in the environment."""
     dolt = str(find_dolt(settings.binary))
@@ -50,20 +89,7 @@ def sql_command(town: Town, settings: DoltSettings, rig: str | None = None, quer
     tail = ["-q", query] if query is not None else []
     running = find_running(town, settings)[0]
     if running is not None:
-        argv = [
-            dolt,
-            "--host",
-            settings.url_host,  # Dolt's client joins host and port as they are: IPv6 needs brackets
-            "--port",
-            str(running.port),
-            "--user",
-            settings.user,
-            "--no-tls",
-            "--use-db",
-            chosen.name,
-            "sql",
-            *tail,
-        ]
+        argv = _client(dolt, settings, running.port, chosen.name, tail)
         env = dolt_env({"DOLT_CLI_PASSWORD": settings.password})
         return SqlCommand(
             argv, town.data_dir, env, f"sql: rig {chosen.name}{how}, through the server on port {running.port}"

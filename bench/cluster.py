@@ -1,0 +1,213 @@
+"""Cluster and scale figures, run by hand: replication delay, failover time, load on one server.
+
+    .venv/bin/python bench/cluster.py [--samples 40] [--loads 1,4,16,64] [--seconds 4]
+
+- replication delay: a 1-row INSERT on the primary until the row is visible on the standby
+  (median of --samples writes, 50 ms apart);
+- failover time: the primary SIGKILLed until the first write is accepted on the new primary,
+  with `gt-dolt failover --force` run as soon as the kill returns (repeated 3 times);
+- load: N agents (threads, one connection each) writing single rows as fast as they can for
+  --seconds, at each N in --loads: throughput, write latency p50/p95, the server's RSS.
+
+Two towns on loopback with their own ports, under one temporary folder removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pymysql
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from lab import Lab, free_port, lab_session, make_town  # noqa: E402
+
+from gastown_tasks.ops.binary import find_dolt  # noqa: E402
+from gastown_tasks.ops.polling import poll_until  # noqa: E402
+
+GT_DOLT = [sys.executable, "-m", "gastown_tasks"]
+TASKS = "from invoke import Collection\nimport gastown_tasks\nns = Collection()\ngastown_tasks.add_dolt(ns)\n"
+
+
+def configure(root: Path, port: int, api: int, role: str, peer: tuple[str, int, int]) -> None:
+    name, peer_api, peer_sql = peer
+    (root / "tasks.py").write_text(TASKS)
+    (root / "invoke.yaml").write_text(
+        f"dolt:\n  port: {port}\n  backup_max_age_hours: 0\n  cluster:\n    role: {role}\n    epoch: 1\n"
+        f"    remotesapi_port: {api}\n    standbys:\n"
+        f"      - {{name: {name}, host: 127.0.0.1, remotesapi_port: {peer_api}, sql_port: {peer_sql}}}\n"
+    )
+
+
+def gt(lab: Lab, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in lab.env.items() if not k.startswith("GT_DOLT_")}
+    done = subprocess.run([*GT_DOLT, *args], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"gt-dolt {' '.join(args)}: {done.stderr}")
+    return done
+
+
+def connect(port: int, database: str | None = "rig0000") -> pymysql.connections.Connection:
+    return pymysql.connect(
+        host="127.0.0.1", port=port, user="root", password="", database=database, autocommit=True, connect_timeout=5
+    )
+
+
+def cluster(lab: Lab, tag: str) -> tuple[Path, Path, int, int]:
+    a, b = make_town(lab, f"a{tag}", 1), make_town(lab, f"b{tag}", 0)
+    api_a, api_b = free_port(), free_port()
+    configure(a.root, a.port, api_a, "primary", ("b", api_b, b.port))
+    configure(b.root, b.port, api_b, "standby", ("a", api_a, a.port))
+    gt(lab, a.root, "start")
+    gt(lab, b.root, "start")
+    with connect(a.port) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40))")
+    assert poll_until(lambda: _visible(b.port, "SELECT COUNT(*) FROM t"), 60), "table never replicated"
+    return a.root, b.root, a.port, b.port
+
+
+def _visible(port: int, sql: str) -> bool:
+    try:
+        with connect(port) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            return True
+    except pymysql.err.MySQLError:
+        return False
+
+
+def replication_delay(a_port: int, b_port: int, samples: int) -> list[float]:
+    delays = []
+    with connect(a_port) as writer, connect(b_port) as reader:
+        for i in range(1, samples + 1):
+            started = time.perf_counter()
+            with writer.cursor() as cur:
+                cur.execute("INSERT INTO t VALUES (%s, 'x')", (i,))
+
+            def seen(row: int = i) -> bool:
+                with reader.cursor() as cur:
+                    cur.execute("SELECT 1 FROM t WHERE id = %s", (row,))
+                    return bool(cur.fetchall())
+
+            assert poll_until(seen, 30, first_delay=0.0005, max_delay=0.002)
+            delays.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.05)
+    return delays
+
+
+def failover_time(lab: Lab, a_root: Path, b_root: Path, a_port: int, b_port: int) -> float:
+    pid = int((a_root / "daemon" / "dolt.pid").read_text().split()[0])
+    started = time.perf_counter()
+    os.kill(pid, signal.SIGKILL)
+    psutil.Process(pid).wait(timeout=30)
+    gt(lab, b_root, "failover", "--force")
+
+    attempt = itertools.count(10_000_000)
+
+    def accepted() -> bool:
+        try:
+            with connect(b_port) as conn, conn.cursor() as cur:
+                cur.execute("INSERT INTO t VALUES (%s, 'after failover')", (next(attempt),))
+                return True
+        except pymysql.err.MySQLError:
+            return False
+
+    assert poll_until(accepted, 60, max_delay=0.005)
+    return (time.perf_counter() - started) * 1000
+
+
+def load(port: int, agents: int, seconds: float, base: int) -> dict[str, float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    errors = [0]
+
+    def agent(n: int) -> None:
+        mine = []
+        try:
+            with connect(port) as conn, conn.cursor() as cur:
+                i = 0
+                while time.monotonic() < deadline:
+                    started = time.perf_counter()
+                    cur.execute("INSERT INTO t VALUES (%s, 'load')", (base + n * 1_000_000 + i,))
+                    mine.append((time.perf_counter() - started) * 1000)
+                    i += 1
+        except pymysql.err.MySQLError:
+            errors[0] += 1
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=agent, args=(n,)) for n in range(agents)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ordered = sorted(latencies) or [0.0]
+    return {
+        "agents": agents,
+        "writes_per_s": round(len(latencies) / seconds, 1),
+        "p50_ms": round(ordered[len(ordered) // 2], 2),
+        "p95_ms": round(ordered[int(len(ordered) * 0.95)], 2),
+        "errors": errors[0],
+    }
+
+
+def server_rss_mb(root: Path) -> float:
+    pid = int((root / "daemon" / "dolt.pid").read_text().split()[0])
+    return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--loads", default="1,4,16,64")
+    parser.add_argument("--seconds", type=float, default=4.0)
+    args = parser.parse_args(argv)
+    results: dict[str, object] = {}
+    with lab_session(find_dolt()) as lab:
+        a_root, b_root, a_port, b_port = cluster(lab, "0")
+        delays = replication_delay(a_port, b_port, args.samples)
+        results["replication_delay_ms"] = {
+            "median": round(statistics.median(delays), 2),
+            "min": round(min(delays), 2),
+            "max": round(max(delays), 2),
+            "samples": len(delays),
+        }
+        print(
+            f"replication delay: median {results['replication_delay_ms']['median']} ms "  # type: ignore[index]
+            f"over {len(delays)} single-row writes",
+            flush=True,
+        )
+        times = []
+        for run in range(3):
+            a_root, b_root, a_port, b_port = cluster(lab, f"f{run}")
+            times.append(failover_time(lab, a_root, b_root, a_port, b_port))
+        results["failover_ms"] = {"median": round(statistics.median(times), 1), "runs": [round(t, 1) for t in times]}
+        print(f"failover (primary killed -> first write on the new primary): {times}", flush=True)
+        single = make_town(lab, "load", 1)
+        gt(lab, single.root, "start", "--port", str(single.port))
+        with connect(single.port) as conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, v VARCHAR(40))")
+        rows = []
+        for n, agents in enumerate(int(x) for x in args.loads.split(",")):
+            row = load(single.port, agents, args.seconds, (n + 1) * 10**9)
+            row["server_rss_mb"] = server_rss_mb(single.root)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        results["load"] = rows
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
