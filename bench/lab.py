@@ -59,7 +59,7 @@ def free_port() -> int:
     while True:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+            port: int = sock.getsockname()[1]
         if port != RESERVED_PORT:
             return port
 
@@ -119,6 +119,25 @@ def make_town(lab: Lab, name: str, rigs: int) -> BenchTown:
     for i in range(rigs):
         shutil.copytree(lab.template, root / ".dolt-data" / f"rig{i:04d}", symlinks=True)
     return BenchTown(root, free_port(), rigs)
+
+
+PROJECT_TASKS = """\
+from invoke import Collection
+
+import gastown_tasks
+
+ns = Collection()
+gastown_tasks.add_dolt(ns)
+"""
+
+
+def make_project(lab: Lab) -> Path:
+    """A project outside every town whose tasks.py composes the dolt collection, for measuring
+    `invoke -r <project> dolt.<task>` (the Invoke path) from inside a town."""
+    project = lab.root / "project"
+    project.mkdir()
+    (project / "tasks.py").write_text(PROJECT_TASKS)
+    return project
 
 
 def town_env(lab: Lab, town: BenchTown) -> dict[str, str]:

@@ -65,29 +65,35 @@ def _fmt(value: float) -> str:
 def table(figures: list[Figure]) -> str:
     """A Markdown table: readable in a terminal and pasteable into docs/benchmarks.md."""
     lines = [
-        "| figure | ours ms | baseline ms | overhead ms | ratio | target | result | n | failures |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
+        "| figure | measured ms | baseline ms | ratio | target | result | n | failures |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for fig in figures:
         target = f"≤ {fig.target:g}×" if fig.target is not None else ""
         n = f"{len(fig.ours.samples)}/{len(fig.base.samples)}"
         lines.append(
-            f"| {fig.name} | {_fmt(fig.ours.median)} | {_fmt(fig.base.median)} | "
-            f"{_fmt(fig.ours.median - fig.base.median)} | {fig.ratio:.2f}× | {target} | {fig.verdict} | "
-            f"{n} | {fig.failures} |"
+            f"| {fig.name} | {_fmt(fig.measured)} | {_fmt(fig.base.median)} | {fig.ratio:.2f}× | {target} | "
+            f"{fig.verdict} | {n} | {fig.failures} |"
         )
     return "\n".join(lines)
 
 
-def import_summary(imports: dict[str, Any]) -> str:
+def import_table(imports: dict[str, Any]) -> str:
+    """What each command path imports (python -X importtime, beyond what `python -c pass` loads)."""
     if not imports:
         return ""
-    heavy = ", ".join(f"{name} {cost:.1f}" for name, cost in imports["by_package_ms"][:8])
-    return (
-        f"import gastown_tasks.cli: {imports['cli_ms']:.1f} ms median "
-        f"(gastown_tasks.ops alone: {imports['ops_ms']:.1f} ms); "
-        f"self time by top-level package, ms: {heavy}"
-    )
+    lines = [
+        "| command | import ms | modules | Invoke | PyMySQL | psutil | dataclasses | heaviest (cumulative ms) |",
+        "| --- | ---: | ---: | --- | --- | --- | --- | --- |",
+    ]
+    for command, row in imports.items():
+        flags = [("yes" if package in row["packages"] else "no") for package in NOTABLE]
+        heavy = ", ".join(f"{name} {cost:.1f}" for name, cost in row["heaviest"][:4])
+        lines.append(f"| {command} | {row['ms']:.1f} | {row['modules']} | {' | '.join(flags)} | {heavy} |")
+    return "\n".join(lines)
+
+
+NOTABLE = ("invoke", "pymysql", "psutil", "dataclasses")
 
 
 def write_json(payload: dict[str, Any]) -> Path:
@@ -106,7 +112,7 @@ def payload(figures: list[Figure], meta: dict[str, Any], imports: dict[str, Any]
         "git_commit": git_commit(),
         "machine": machine(),
         "figures": [fig.to_dict() for fig in figures],
-        "import_time": imports,
+        "imports_by_command": imports,
         "notes": notes,
-        "unit_note": "medians of wall times in ms; ratio = ours / baseline, both from this run",
+        "unit_note": "medians of wall times in ms; ratio = measured / baseline, both from this run",
     }

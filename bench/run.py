@@ -1,34 +1,38 @@
-"""Benchmarks: gt-dolt's overhead over bare Dolt, and how its cost grows with rigs .
+"""Benchmarks: what gt-dolt costs on top of Python and of Dolt itself (issues 5 and 12).
 
-    .venv/bin/python bench/run.py [--reps N] [--only import,status,start,scale] [--gt-dolt PATH]
+    .venv/bin/python bench/run.py [--reps N] [--only commands,start,scale,imports] [--gt-dolt PATH]
 
-(--gt-dolt measures another gt-dolt, e.g. a wrapper around a patched copy of the package.)
-
-Every figure is a ratio of medians of two things measured alternately in this one run (A-B, then
-B-A), because the machines here are shared and noisy; absolute times are shown only beside them.
-Towns, rigs and servers are temporary (free ports, never 3307) and are removed at the end, also on
-Ctrl-C.  Results: a Markdown table on stdout and JSON in bench/results/ (git-ignored).
+Command lines (`--version`, `status`, `list`, and the Invoke path `invoke dolt.*`) are timed by
+hyperfine in rotating rounds (bench/hyper.py).  Start and stop are timed here, against a bare
+`dolt sql-server` in the same town, because where they end is an event (the first query answers,
+the process has exited) that a command-line timer cannot see.  Every figure is a ratio of medians
+measured in this one run: the machines here are shared and noisy.  Towns, rigs and servers are
+temporary (free ports, never 3307) and removed at the end, also on Ctrl-C.  Results: Markdown on
+stdout, JSON in bench/results/ (git-ignored).
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hyper
 import report
 from lab import (
     BenchTown,
     Lab,
     dolt_version,
     lab_session,
+    make_project,
     make_town,
     port_open,
     query_once,
@@ -37,26 +41,31 @@ from lab import (
     wait_answering,
     wait_port_closed,
 )
-from timing import Figure, Series, order, run_timed
+from timing import Figure, Series, run_timed
 
 from gastown_tasks import __version__
 from gastown_tasks.ops.binary import DOLT_VERSION, find_dolt
 
+# Targets of issue 12 (ratios of medians; the stop target is an overhead against `python -c pass`).
+VERSION_TARGET = 2.0
+STATUS_TARGET = 3.5
+LIST_TARGET = 3.0
+START_TARGETS = {1: 2.0, 50: 1.3}
+STOP_TARGET = 4.0  # (gt-dolt stop - bare SIGTERM until exit) / python -c pass, 1 rig
+SCALE_TARGET = 2.0  # issue 5: status and list with 1000 rigs against 1 rig
 START_RIGS = (1, 10, 50)
 SCALE_RIGS = (1, 100, 1000)
-START_TARGET = 1.25
-STOP_TARGET = 1.5
-STATUS_TARGET = 1.5
-SCALE_TARGET = 2.0
 MIN_REPS = 5
-PHASES = ("import", "status", "start", "scale")
+PHASES = ("commands", "start", "scale", "imports")
 SERVER_TIMEOUT = "600"  # seconds gt-dolt may take to start the 1000-rig server (untimed setup)
+SIDES = ("gt-dolt", "invoke")
 
 
 @dataclass
 class Bench:
     lab: Lab
     gt: Path
+    project: Path  # a tasks.py composing the dolt collection, outside every town
     reps: int
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -69,17 +78,23 @@ class Bench:
             self.towns[rigs] = make_town(self.lab, f"town-{rigs}", rigs)
         return self.towns[rigs]
 
-    def gt_run(self, town: BenchTown, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
-        """gt-dolt as a user runs it: from inside the town, port from GT_DOLT_PORT."""
-        return run_timed([str(self.gt), *args], town.root, town_env(self.lab, town))
+    @property
+    def python(self) -> str:
+        """The interpreter of the environment gt-dolt is installed in: `python -c pass` there is
+        the floor every command line of that install pays."""
+        beside = self.gt.parent / "python"
+        return str(beside) if beside.exists() else sys.executable
 
-    def timed(self, town: BenchTown, args: tuple[str, ...], series: Series, expect: int) -> None:
-        elapsed, done = self.gt_run(town, *args)
-        if done.returncode == expect:
-            series.samples.append(elapsed)
-        else:
-            series.failures += 1
-            self.note(f"gt-dolt {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[:300]}")
+    def argv(self, side: str, *args: str) -> list[str]:
+        """A command as a user types it: `gt-dolt status`, or `invoke dolt.status` (the Invoke path)."""
+        if side == "gt-dolt":
+            return [str(self.gt), *args]
+        invoke = str(self.gt.parent / "invoke")
+        return [invoke, "-r", str(self.project), f"dolt.{args[0]}", *args[1:]]
+
+    def run(self, town: BenchTown, argv: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+        """From inside the town, port from GT_DOLT_PORT."""
+        return run_timed(argv, town.root, town_env(self.lab, town))
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -99,95 +114,36 @@ def serving(bench: Bench, *towns: BenchTown) -> Iterator[None]:
     """Servers running (started by gt-dolt, untimed) for the block, and stopped after it."""
     try:
         for town in towns:
-            _, done = bench.gt_run(town, "start", "--timeout", SERVER_TIMEOUT)
+            _, done = bench.run(town, bench.argv("gt-dolt", "start", "--timeout", SERVER_TIMEOUT))
             if done.returncode != 0:
                 raise RuntimeError(f"gt-dolt start failed in {town.root}: {done.stderr.strip()}")
         yield
     finally:
         for town in towns:
             with suppress(subprocess.SubprocessError):
-                bench.gt_run(town, "stop", "--timeout", "30")
+                bench.run(town, bench.argv("gt-dolt", "stop", "--timeout", "30"))
 
 
-# --- import time -----------------------------------------------------------------------------
-
-IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( *)(\S+)$")
+# --- command lines against python -c pass -----------------------------------------------------
 
 
-def importtime(bench: Bench, module: str) -> list[tuple[str, int, int]]:
-    """(module, self µs, cumulative µs) for every import `python -X importtime` reports."""
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        cwd=bench.lab.root,
-        env=bench.lab.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    rows = []
-    for line in done.stderr.splitlines():
-        match = IMPORT_LINE.match(line)
-        if match:
-            rows.append((match.group(4), int(match.group(1)), int(match.group(2))))
-    return rows
-
-
-def cumulative_ms(rows: list[tuple[str, int, int]], module: str) -> float:
-    return next(cum for name, _, cum in rows if name == module) / 1000
-
-
-def by_package(rows: list[tuple[str, int, int]]) -> list[tuple[str, float]]:
-    """Self time summed per top-level package: which dependency the import cost comes from."""
-    totals: dict[str, float] = {}
-    for name, self_us, _ in rows:
-        root = name.split(".")[0]
-        totals[root] = totals.get(root, 0.0) + self_us / 1000
-    return sorted(((k, round(v, 1)) for k, v in totals.items()), key=lambda kv: -kv[1])
-
-
-def import_phase(bench: Bench) -> dict[str, Any]:
-    cli, ops, runs = Series("import gastown_tasks.cli"), Series("import gastown_tasks.ops"), []
-    for rep in range(bench.reps):
-        for module, series in order(rep, (("gastown_tasks.cli", cli), ("gastown_tasks.ops", ops))):
-            rows = importtime(bench, module)
-            series.samples.append(cumulative_ms(rows, module))
-            if module == "gastown_tasks.cli":
-                runs.append(rows)
-    median_run = min(runs, key=lambda rows: abs(cumulative_ms(rows, "gastown_tasks.cli") - cli.median))
-    heaviest = sorted(median_run, key=lambda row: -row[2])[:25]
-    return {
-        "cli_ms": round(cli.median, 1),
-        "ops_ms": round(ops.median, 1),
-        "cli_samples_ms": cli.samples,
-        "ops_samples_ms": ops.samples,
-        "by_package_ms": by_package(median_run),
-        "heaviest_cumulative_ms": [(name, round(cum / 1000, 1)) for name, _, cum in heaviest],
-    }
-
-
-# --- status against --version ----------------------------------------------------------------
-
-
-def python_floor(bench: Bench, town: BenchTown, series: Series) -> None:
-    """The same interpreter doing nothing: what any Python CLI pays before its first import."""
-    elapsed, done = run_timed([sys.executable, "-c", "pass"], town.root, bench.lab.env)
-    if done.returncode == 0:
-        series.samples.append(elapsed)
-    else:
-        series.failures += 1
-
-
-def status_phase(bench: Bench) -> None:
+def commands_phase(bench: Bench) -> None:
     town = bench.town(1)
-    status, version = Series("gt-dolt status (running)"), Series("gt-dolt --version")
-    floor = Series("python -c pass")
+    commands = {
+        "python -c pass": [bench.python, "-c", "pass"],
+        "gt-dolt --version": bench.argv("gt-dolt", "--version"),
+    }
+    for side in SIDES:
+        for command in ("status", "list"):
+            commands[f"{side} {command}"] = bench.argv(side, command)
     with serving(bench, town):
-        for rep in range(bench.reps):
-            for args, series in order(rep, ((("status",), status), (("--version",), version))):
-                bench.timed(town, args, series, expect=0)
-            python_floor(bench, town, floor)
-    bench.figures.append(Figure("status (server running) vs gt-dolt --version", status, version, STATUS_TARGET))
-    bench.figures.append(Figure("gt-dolt --version vs python -c pass (imports, Invoke)", version, floor))
+        s = hyper.measure([hyper.Group(town.root, town_env(bench.lab, town), commands)], bench.reps)
+    floor = s["python -c pass"]
+    bench.figures.append(Figure("gt-dolt --version vs python -c pass", s["gt-dolt --version"], floor, VERSION_TARGET))
+    for command, target in (("status", STATUS_TARGET), ("list", LIST_TARGET)):
+        label = f"{command} (1 rig, server running)"
+        bench.figures.append(Figure(f"gt-dolt {label} vs python -c pass", s[f"gt-dolt {command}"], floor, target))
+        bench.figures.append(Figure(f"invoke dolt.{label} vs python -c pass", s[f"invoke {command}"], floor))
 
 
 # --- start and stop against bare Dolt --------------------------------------------------------
@@ -195,18 +151,19 @@ def status_phase(bench: Bench) -> None:
 
 @dataclass
 class StartStop:
-    """The series of one start/stop phase: bare Dolt against gt-dolt, same town, same port."""
+    """The series of one start/stop phase: bare Dolt, gt-dolt and invoke, same town, same port."""
 
+    rigs: int
     bare_start: Series = field(default_factory=lambda: Series("bare: spawn until SELECT 1 answers"))
-    ours_start: Series = field(default_factory=lambda: Series("gt-dolt start"))
-    first_query: Series = field(default_factory=lambda: Series("first SELECT 1 after gt-dolt start"))
-    bare_closed: Series = field(default_factory=lambda: Series("bare: SIGTERM until the port is closed"))
     bare_exit: Series = field(default_factory=lambda: Series("bare: SIGTERM until the process exits"))
-    ours_stop: Series = field(default_factory=lambda: Series("gt-dolt stop"))
+    floor: Series = field(default_factory=lambda: Series("python -c pass"))
+    start: dict[str, Series] = field(default_factory=lambda: {side: Series(f"{side} start") for side in SIDES})
+    stop: dict[str, Series] = field(default_factory=lambda: {side: Series(f"{side} stop") for side in SIDES})
+    first_query_failures: int = 0
 
 
 def bare_cycle(bench: Bench, town: BenchTown, s: StartStop) -> None:
-    """Bare start (the physical limit of readiness), then bare stop."""
+    """Bare start (the physical limit of readiness), then SIGTERM until the process has exited."""
     began = time.perf_counter()
     proc = spawn_bare(bench.lab, town)
     answered = False
@@ -220,110 +177,173 @@ def bare_cycle(bench: Bench, town: BenchTown, s: StartStop) -> None:
     finally:
         began = time.perf_counter()
         proc.terminate()
-        wait_port_closed(town.port)
-        closed = time.perf_counter() - began
         proc.wait(timeout=60)
         exited = time.perf_counter() - began
+        wait_port_closed(town.port)
     if answered:
-        s.bare_closed.samples.append(closed)
         s.bare_exit.samples.append(exited)
 
 
-def ours_cycle(bench: Bench, town: BenchTown, s: StartStop) -> None:
-    """gt-dolt start, one query that must answer at once, then gt-dolt stop."""
-    elapsed, done = bench.gt_run(town, "start")
+def managed_cycle(bench: Bench, town: BenchTown, s: StartStop, side: str) -> None:
+    """start, one query that must answer at once, then stop (which returns once the process is gone)."""
+    elapsed, done = bench.run(town, bench.argv(side, "start"))
     started = done.returncode == 0
     if started:
-        s.ours_start.samples.append(elapsed)
-        began = time.perf_counter()
-        if query_once(town.port, timeout=1.0):
-            s.first_query.samples.append(time.perf_counter() - began)
-        else:
-            s.first_query.failures += 1
+        s.start[side].samples.append(elapsed)
+        if not query_once(town.port, timeout=1.0):
+            s.first_query_failures += 1
     else:
-        s.ours_start.failures += 1
-        bench.note(f"gt-dolt start exited {done.returncode}: {done.stderr.strip()[:300]}")
-    elapsed, done = bench.gt_run(town, "stop")
+        s.start[side].failures += 1
+        bench.note(f"{side} start exited {done.returncode}: {done.stderr.strip()[:300]}")
+    elapsed, done = bench.run(town, bench.argv(side, "stop"))
     if done.returncode != 0 or port_open(town.port):
-        s.ours_stop.failures += 1
-        bench.note(f"gt-dolt stop exited {done.returncode}; port open: {port_open(town.port)}")
+        s.stop[side].failures += 1
+        bench.note(f"{side} stop exited {done.returncode}; port open: {port_open(town.port)}")
     elif started:
-        s.ours_stop.samples.append(elapsed)
+        s.stop[side].samples.append(elapsed)
+
+
+def floor_sample(bench: Bench, town: BenchTown, s: StartStop) -> None:
+    elapsed, done = run_timed([bench.python, "-c", "pass"], town.root, bench.lab.env)
+    if done.returncode == 0:
+        s.floor.samples.append(elapsed)
 
 
 def start_phase(bench: Bench, rigs: int) -> None:
-    town, s = bench.town(rigs), StartStop()
-    bare_cycle(bench, town, StartStop())  # warm-up, not counted: page cache, first spawn
-    ours_cycle(bench, town, StartStop())
+    town, s = bench.town(rigs), StartStop(rigs)
+    cycles: list[Callable[[Bench, BenchTown, StartStop], None]] = [
+        bare_cycle,
+        lambda b, t, ss: managed_cycle(b, t, ss, "gt-dolt"),
+        lambda b, t, ss: managed_cycle(b, t, ss, "invoke"),
+    ]
+    warm = StartStop(rigs)
+    for cycle in cycles:  # not counted: page cache, first spawn, bytecode
+        cycle(bench, town, warm)
     for rep in range(bench.reps):
-        for side in order(rep, (bare_cycle, ours_cycle)):
-            side(bench, town, s)
+        for cycle in cycles if rep % 2 == 0 else cycles[::-1]:
+            cycle(bench, town, s)
+        floor_sample(bench, town, s)
     label = rigs_label(rigs)
-    bench.figures.append(
-        Figure(
-            f"start, {label}: gt-dolt start vs bare readiness",
-            s.ours_start,
-            s.bare_start,
-            START_TARGET,
-            note=f"first queries failed: {s.first_query.failures}",
-            extra_failures=s.first_query.failures,
+    for side in SIDES:
+        first = side == "gt-dolt"
+        bench.figures.append(
+            Figure(
+                f"start, {label}: {side} start → answers vs bare readiness",
+                s.start[side],
+                s.bare_start,
+                START_TARGETS.get(rigs) if first else None,
+                note=f"first queries failed: {s.first_query_failures}" if first else "",
+                extra_failures=s.first_query_failures if first else 0,
+            )
         )
-    )
-    bench.figures.append(
-        Figure(
-            f"stop, {label}: gt-dolt stop vs bare SIGTERM→port closed",
-            s.ours_stop,
-            s.bare_closed,
-            STOP_TARGET if rigs == 1 else None,
+    for side in SIDES:
+        bench.figures.append(
+            Figure(
+                f"stop, {label}: {side} stop − bare SIGTERM→exit, vs python -c pass",
+                s.stop[side],
+                s.floor,
+                STOP_TARGET if rigs == 1 and side == "gt-dolt" else None,
+                less=s.bare_exit,
+            )
         )
-    )
-    bench.figures.append(Figure(f"stop, {label}: gt-dolt stop vs bare SIGTERM→process exit", s.ours_stop, s.bare_exit))
-    bench.extras.setdefault("first_query", {})[rigs] = s.first_query.to_dict()
+    bench.extras.setdefault("first_query_failures", {})[rigs] = s.first_query_failures
 
 
 # --- scale: list and status with many rigs ---------------------------------------------------
 
 
-def has_command(bench: Bench, name: str) -> bool:
-    _, done = bench.gt_run(bench.town(1), name, "--help")
-    return done.returncode == 0
-
-
-def expected_code(command: str, running: bool) -> int:
-    return 3 if command == "status" and not running else 0
-
-
-def scale_phase(bench: Bench, commands: list[str], running: bool) -> None:
+def scale_phase(bench: Bench, running: bool) -> None:
     towns = [bench.town(rigs) for rigs in SCALE_RIGS]
     state = "running" if running else "stopped"
-    series = {
-        (cmd, town.rigs): Series(f"gt-dolt {cmd}, {rigs_label(town.rigs)}, server {state}")
-        for cmd in commands
+    groups = [
+        hyper.Group(
+            town.root,
+            town_env(bench.lab, town),
+            {f"{cmd}, {rigs_label(town.rigs)}, {state}": bench.argv("gt-dolt", cmd) for cmd in ("status", "list")},
+            {} if running else {f"status, {rigs_label(town.rigs)}, {state}": 3},
+        )
         for town in towns
-    }
+    ]
     with serving(bench, *towns) if running else nullcontext():
-        for rep in range(bench.reps):
-            shift = rep % len(towns)
-            for town in towns[shift:] + towns[:shift]:
-                for cmd in commands if rep % 2 == 0 else commands[::-1]:
-                    bench.timed(town, (cmd,), series[cmd, town.rigs], expected_code(cmd, running))
-    for cmd in commands:
+        s = hyper.measure(groups, bench.reps)
+    for cmd in ("status", "list"):
+        one = s[f"{cmd}, 1 rig, {state}"]
         for rigs in SCALE_RIGS[1:]:
             bench.figures.append(
                 Figure(
                     f"{cmd}, {rigs_label(rigs)} vs 1 rig (server {state})",
-                    series[cmd, rigs],
-                    series[cmd, 1],
+                    s[f"{cmd}, {rigs_label(rigs)}, {state}"],
+                    one,
                     SCALE_TARGET if rigs == SCALE_RIGS[-1] else None,
                 )
             )
 
 
-def scale_phases(bench: Bench, commands: list[str]) -> None:
-    for running in (True, False):
-        state = "running" if running else "stopped"
-        log(f"scale: {', '.join(commands)} with {SCALE_RIGS} rigs, server {state}")
-        scale_phase(bench, commands, running)
+# --- what each command imports ---------------------------------------------------------------
+
+IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( *)(\S+)$")
+IMPORT_RUNS = 5
+
+
+def importtime(bench: Bench, town: BenchTown, args: list[str]) -> list[tuple[str, int, int, int]]:
+    """(module, depth, self µs, cumulative µs) of every import `python -X importtime` reports."""
+    done = subprocess.run(
+        [bench.python, "-X", "importtime", *args],
+        cwd=town.root,
+        env=town_env(bench.lab, town),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    rows = []
+    for line in done.stderr.splitlines():
+        match = IMPORT_LINE.match(line)
+        if match:
+            rows.append((match.group(4), len(match.group(3)) // 2, int(match.group(1)), int(match.group(2))))
+    return rows
+
+
+def import_row(rows: list[tuple[str, int, int, int]], startup: set[str]) -> dict[str, Any]:
+    """What the command imports beyond the interpreter's own start-up."""
+    extra = [row for row in rows if row[0] not in startup]
+    top = [(name, cum) for name, depth, _, cum in extra if depth == 0]
+    return {
+        "ms": round(sum(self_us for _, _, self_us, _ in extra) / 1000, 1),
+        "modules": len(extra),
+        "packages": sorted({name.split(".")[0] for name, *_ in extra}),
+        "heaviest": [(name, round(cum / 1000, 1)) for name, cum in sorted(top, key=lambda kv: -kv[1])[:8]],
+    }
+
+
+def imports_phase(bench: Bench) -> dict[str, Any]:
+    """`python -X importtime` of each command path (the median of IMPORT_RUNS runs)."""
+    town = bench.town(1)
+    startup = {row[0] for row in importtime(bench, town, ["-c", "pass"])}
+    gt = ["-m", "gastown_tasks"]
+    invoke = ["-m", "invoke", "-r", str(bench.project)]
+    paths: list[tuple[str, list[str], bool]] = [
+        ("gt-dolt --version", [*gt, "--version"], False),
+        ("gt-dolt status (stopped)", [*gt, "status"], False),
+        ("gt-dolt list (stopped)", [*gt, "list"], False),
+        ("gt-dolt start", [*gt, "start"], False),
+        ("gt-dolt status", [*gt, "status"], True),
+        ("gt-dolt list", [*gt, "list"], True),
+        ("gt-dolt stop", [*gt, "stop"], True),
+        ("invoke dolt.status", [*invoke, "dolt.status"], True),
+    ]
+    found: dict[str, Any] = {}
+    for label, args, running in paths:
+        runs = []
+        for _ in range(IMPORT_RUNS):
+            with serving(bench, town) if running and label != "gt-dolt stop" else nullcontext():
+                if label == "gt-dolt stop":
+                    bench.run(town, bench.argv("gt-dolt", "start"))
+                runs.append(import_row(importtime(bench, town, args), startup))
+                if label == "gt-dolt start":
+                    bench.run(town, bench.argv("gt-dolt", "stop"))
+        middle = statistics.median_low(row["ms"] for row in runs)
+        found[label] = next(row for row in runs if row["ms"] == middle)
+    return found
 
 
 # --- driver ----------------------------------------------------------------------------------
@@ -331,9 +351,14 @@ def scale_phases(bench: Bench, commands: list[str]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=21, help=f"repetitions of each side (min {MIN_REPS})")
+    parser.add_argument("--reps", type=int, default=21, help=f"samples of each side (min {MIN_REPS})")
     parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated subset of {PHASES}")
-    parser.add_argument("--gt-dolt", type=Path, default=Path(sys.executable).parent / "gt-dolt")
+    parser.add_argument(
+        "--gt-dolt",
+        type=Path,
+        default=Path(sys.executable).parent / "gt-dolt",
+        help="the gt-dolt to measure; its environment's python and invoke are used beside it",
+    )
     args = parser.parse_args(argv)
     args.only = [p.strip() for p in args.only.split(",") if p.strip()]
     if args.reps < MIN_REPS or not set(args.only) <= set(PHASES):
@@ -341,42 +366,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def warm_up(bench: Bench) -> None:
-    """Fill the bytecode cache and the page cache so no figure's first sample pays for them."""
-    for _ in range(2):
-        bench.gt_run(bench.town(1), "--version")
-        importtime(bench, "gastown_tasks.cli")
-
-
 def run_phases(bench: Bench, phases: list[str]) -> dict[str, Any]:
     imports: dict[str, Any] = {}
-    warm_up(bench)
-    if "import" in phases:
-        log("import time")
-        imports = import_phase(bench)
-    if "status" in phases:
-        log("status vs --version")
-        status_phase(bench)
+    for _ in range(2):  # bytecode and page cache, so no figure's first sample pays for them
+        bench.run(bench.town(1), bench.argv("gt-dolt", "--version"))
+    if "commands" in phases:
+        log("command lines against python -c pass (hyperfine)")
+        commands_phase(bench)
     if "start" in phases:
         for rigs in START_RIGS:
-            log(f"start/stop vs bare, {rigs_label(rigs)}")
+            log(f"start/stop against bare Dolt, {rigs_label(rigs)}")
             start_phase(bench, rigs)
     if "scale" in phases:
-        listed = has_command(bench, "list")
-        if not listed:
-            bench.note("gt-dolt list does not exist yet: its scale figures are skipped (re-checked at the end)")
-        scale_phases(bench, ["status", "list"] if listed else ["status"])
-        if not listed and has_command(bench, "list"):
-            bench.note("gt-dolt list appeared during the run: measured it at the end")
-            scale_phases(bench, ["list"])
+        for running in (True, False):
+            log(f"scale: status and list with {SCALE_RIGS} rigs, server {'running' if running else 'stopped'}")
+            scale_phase(bench, running)
+    if "imports" in phases:
+        log("python -X importtime of each command path")
+        imports = imports_phase(bench)
     return imports
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    hyper.hyperfine()  # fail before building towns when it is missing
     began = time.monotonic()
     with lab_session(find_dolt()) as lab:
-        bench = Bench(lab, args.gt_dolt.resolve(), args.reps)
+        bench = Bench(lab, args.gt_dolt.resolve(), make_project(lab), args.reps)
         meta = {
             "gastown_tasks": __version__,
             "dolt_version": dolt_version(lab),
@@ -395,11 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     meta["seconds"] = round(time.monotonic() - began, 1)
     print(report.table(bench.figures))
     if imports:
-        print("\n" + report.import_summary(imports))
+        print("\n" + report.import_table(imports))
     for text in bench.notes:
         print(f"note: {text}")
     data = report.payload(bench.figures, meta, imports, bench.notes)
-    data["first_query"] = bench.extras.get("first_query", {})
+    data["first_query_failures"] = bench.extras.get("first_query_failures", {})
     path = report.write_json(data)
     print(f"\n{meta['dolt_version']}, {args.reps} reps, {meta['seconds']:.0f} s; JSON: {path}")
     return 0

@@ -9,16 +9,14 @@ which then answers it (and words any error) itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .surface import BY_NAME, DEFAULT, Command, Option
 
 
-@dataclass(frozen=True)
-class Parsed:
+class Parsed(NamedTuple):
     command: Command
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any]
 
 
 def flag_table(command: Command) -> dict[str, Option]:
@@ -33,7 +31,7 @@ def flag_table(command: Command) -> dict[str, Option]:
 
 def parse(args: list[str]) -> Parsed | None:
     if not args:
-        return Parsed(DEFAULT)
+        return Parsed(DEFAULT, {})
     command = BY_NAME.get(args[0])
     if command is None:
         return None

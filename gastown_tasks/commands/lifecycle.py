@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from ..ops.launch import StartResult
 from .runner import Env
+
+if TYPE_CHECKING:  # status must not pay for importing the launcher
+    from ..ops.launch import StartResult
 
 
 def notes(lines: list[str]) -> None:

@@ -20,17 +20,16 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 CONFIG_SUFFIXES = ("yaml", "yml", "json", "py")
 WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 
 
-@dataclass(frozen=True)
-class Project:
+class Project(NamedTuple):
     root: Path | None = None  # the folder holding tasks.py (or tasks/), when trusted
-    warnings: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
 
 
 def _owner_ok(st: os.stat_result) -> bool:
@@ -128,10 +127,10 @@ def find_project(start: Path) -> Project:
             return Project(folder)
         return Project(
             None,
-            [
+            (
                 f"gt-dolt: not loading the project in {folder} ({why}); gt-dolt runs only code "
-                "and configuration that nobody but you (or root) can change"
-            ],
+                "and configuration that nobody but you (or root) can change",
+            ),
         )
     return Project()
 

@@ -8,7 +8,7 @@ from .runner import Env
 
 
 def list_rigs(env: Env, json_: bool = False) -> int:
-    from ..ops import remote, rigadmin
+    from ..ops import remote, riglist
 
     settings = env.settings()
     if remote.is_remote(settings):
@@ -22,7 +22,7 @@ def list_rigs(env: Env, json_: bool = False) -> int:
                 print(f"{name:<24} served by the remote server at {settings.address}")
         return 0
     town = env.town(settings)
-    rigs = rigadmin.list_rigs(town, settings)
+    rigs = riglist.list_rigs(town, settings)
     if json_:
         listed = [
             {"name": r.name, "path": str(r.path), "served": r.served, "linked": r.linked, "beads": r.beads}

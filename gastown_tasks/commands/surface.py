@@ -2,7 +2,8 @@
 
 Both entry points are derived from this table: the Invoke collection (`invoke dolt.<name>`,
 `pre=[dolt.start]`) builds its tasks from it, and `gt-dolt` parses plain command lines with it
-without importing Invoke.  Plain data only: importing this module costs next to nothing.
+without importing Invoke.  Plain data only (NamedTuples: see gastown_tasks.ops on why): importing
+this module costs next to nothing.
 
 Every option that takes a value is text on both paths (validated by the settings, never cast by
 Invoke), so a bad value is the same one-line error, exit 2, whichever way it came in.
@@ -10,13 +11,12 @@ Invoke), so a bad value is the same one-line error, exit 2, whichever way it cam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 PORT = "TCP port (default: dolt.port, GT_DOLT_PORT, 3307)"
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     name: str  # the Python parameter name, e.g. "json_", "dry_run"
     help: str
     flag: bool = False  # a switch (default False); otherwise it takes a value (default None)
@@ -32,8 +32,7 @@ class Option:
         return f"-{self.dashed}" if len(self.dashed) == 1 else f"--{self.dashed}"
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     name: str
     handler: str  # "module:function" under gastown_tasks.commands
     doc: str  # first line: the summary `--list` shows; then details and examples

@@ -9,32 +9,24 @@ backup of each rig is recorded in daemon/dolt-backups.json (0600) for `status` a
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import safefs, sqlclient
+from .backuprecords import RECORD_LIMIT, record
 from .binary import find_dolt, run_dolt
 from .discovery import find_running
-from .errors import ConfigError, GastownError, RigError
+from .errors import ConfigError, RigError
 from .locking import town_lock
 from .rigs import clashing, scan_data_dir, validate_rig_name
-from .runfiles import iso_time
 from .settings import DoltSettings
 from .town import Town
 
-RECORD_LIMIT = 1024 * 1024
 Echo = Callable[[str], None]
-
-
-def records_file(town: Town) -> Path:
-    return town.daemon_dir / "dolt-backups.json"
 
 
 def default_url(town: Town, rig: str) -> str:
@@ -52,25 +44,7 @@ def check_url(url: str) -> str:
     return text
 
 
-def read_records(town: Town) -> dict[str, Any]:
-    try:
-        raw = safefs.read_bytes(records_file(town), RECORD_LIMIT, root=town.root)
-        data = json.loads(raw) if raw else {}
-    except (ValueError, RecursionError, GastownError):  # unreadable: as if never backed up (doctor says why)
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _record(town: Town, rig: str, url: str, seconds: float) -> None:
-    data = read_records(town)
-    data[rig] = {"url": url, "at": iso_time(), "seconds": round(seconds, 3)}
-    safefs.write_atomic(
-        records_file(town), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600, root=town.root
-    )
-
-
-@dataclass(frozen=True)
-class Synced:
+class Synced(NamedTuple):
     rig: str
     url: str
     seconds: float
@@ -141,7 +115,7 @@ def backup(
             else:
                 _sync_cli(town, settings, name, url)
             seconds = time.monotonic() - started
-            _record(town, name, url, seconds)
+            record(town, name, url, seconds)
             done.append(Synced(name, url, seconds, "the server" if running is not None else "the Dolt CLI"))
         _keep_cluster_role(town)
         return done
@@ -157,8 +131,7 @@ def _keep_cluster_role(town: Town) -> None:
         safefs.write_atomic(copy, data, mode=0o600, root=town.root)
 
 
-@dataclass(frozen=True)
-class Restored:
+class Restored(NamedTuple):
     rig: str
     url: str
     served: bool
@@ -217,25 +190,3 @@ def _restore_cli(town: Town, settings: DoltSettings, url: str, target: str) -> N
         if os.path.isdir(debris) and not os.path.islink(debris):
             shutil.rmtree(debris, ignore_errors=True)
         raise
-
-
-def ages(town: Town, rigs: list[str]) -> dict[str, float | None]:
-    """Seconds since each rig's last recorded backup (None: never)."""
-    records = read_records(town)
-    now = datetime.now(UTC)
-    found: dict[str, float | None] = {}
-    for rig in rigs:
-        at = (records.get(rig) or {}).get("at") if isinstance(records.get(rig), dict) else None
-        try:
-            found[rig] = (now - datetime.fromisoformat(at)).total_seconds() if isinstance(at, str) else None
-        except ValueError:
-            found[rig] = None
-    return found
-
-
-def stale(town: Town, settings: DoltSettings, rigs: list[str]) -> list[str]:
-    """Rigs whose last backup is older than dolt.backup_max_age_hours (0: no backups expected)."""
-    if not settings.backup_max_age_hours:
-        return []
-    limit = settings.backup_max_age_hours * 3600
-    return [rig for rig, age in ages(town, rigs).items() if age is None or age > limit]

@@ -16,10 +16,10 @@ names another database that exists is never overwritten: it is reported.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import safefs
 from .errors import GastownError
@@ -40,8 +40,7 @@ def beads_dir(town: Town, rig: str) -> Path:
     return nested if nested.is_dir() and not nested.is_symlink() else town.root / rig / ".beads"
 
 
-@dataclass(frozen=True)
-class Beads:
+class Beads(NamedTuple):
     """One rig's beads dir as bd would read it."""
 
     rig: str
@@ -69,6 +68,8 @@ class Beads:
 
 def read_beads(town: Town, rig: str) -> Beads:
     where = beads_dir(town, rig)
+    if not os.path.lexists(where):  # most rigs: no beads dir, nothing to open safely
+        return Beads(rig, where, None, None)
     try:
         raw = safefs.read_bytes(where / METADATA, METADATA_LIMIT, root=town.root)
         port_raw = safefs.read_bytes(where / PORT_FILE, 64, root=town.root)
@@ -92,20 +93,18 @@ def town_beads(town: Town) -> list[Beads]:
     return [b for b in found if b.metadata is not None or b.problem is not None]
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     rig: str
     path: Path
     what: str  # e.g. "dolt_server_port 3307 -> 3308"
 
 
-@dataclass
-class Plan:
+class Plan(NamedTuple):
     """What pointing every rig's beads at the server would change, and what it must not."""
 
-    changes: list[Change] = field(default_factory=list)
-    writes: dict[Path, bytes] = field(default_factory=dict)
-    refused: list[str] = field(default_factory=list)
+    changes: list[Change]
+    writes: dict[Path, bytes]
+    refused: list[str]
 
 
 def wanted_fields(settings: DoltSettings, port: int, rig: str) -> dict[str, Any]:
@@ -126,7 +125,7 @@ def plan_metadata(town: Town, settings: DoltSettings, port: int, databases: list
     `databases` are the ones that exist (served, or on disk): a dolt_database naming one of them,
     other than the rig's own, is left as it is and reported.
     """
-    plan = Plan()
+    plan = Plan([], {}, [])
     existing = {name.lower() for name in databases}
     for beads in town_beads(town):
         if beads.problem is not None:
@@ -164,7 +163,7 @@ def apply(town: Town, plan: Plan) -> None:
             safefs.write_atomic(path, data, mode=0o600, root=town.root)
         except GastownError as exc:
             plan.refused.append(f"could not write {path}: {exc}")
-            plan.changes = [change for change in plan.changes if change.path != path]
+            plan.changes[:] = [change for change in plan.changes if change.path != path]
 
 
 def point_at_server(

@@ -6,8 +6,8 @@ import os
 import shutil
 import stat
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import DoltNotFound, Remedy
 
@@ -152,8 +152,7 @@ def dolt_version(binary: Path) -> str | None:
     return lines[0].strip() if done.returncode == 0 and lines else None
 
 
-@dataclass(frozen=True)
-class DoltBinary:
+class DoltBinary(NamedTuple):
     path: Path
     version: str | None  # what `dolt version` says; None when it does not run
     pinned: bool

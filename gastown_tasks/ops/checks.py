@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import psutil
 
@@ -25,14 +24,12 @@ Level = Literal["ok", "warn", "fail"]
 FIX = "gt-dolt doctor --fix"
 
 
-@dataclass(frozen=True)
-class Fix:
+class Fix(NamedTuple):
     what: str
     done: bool  # False: it was not applied, `what` says why
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     """One line of the report: a check's name, its level, what was seen, and the fixing command."""
 
     name: str

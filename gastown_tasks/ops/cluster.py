@@ -19,8 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from . import safefs, sqlclient
 from .errors import ClusterError, ConfigError, GastownError
@@ -32,8 +31,7 @@ Echo = Callable[[str], None]
 LAG_WARN_MS = 5000
 
 
-@dataclass(frozen=True)
-class Peer:
+class Peer(NamedTuple):
     name: str
     host: str
     remotesapi_port: int
@@ -44,8 +42,7 @@ class Peer:
         return f"[{self.host}]" if ":" in self.host else self.host
 
 
-@dataclass(frozen=True)
-class ClusterConfig:
+class ClusterConfig(NamedTuple):
     role: Role
     epoch: int
     remotesapi_port: int

@@ -10,8 +10,7 @@ never adopted and never signalled.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import psutil
 
@@ -23,8 +22,7 @@ from .town import Town
 Via = Literal["pid file", "state file", "port", "process scan"]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Running:
+class Running(NamedTuple):
     """A live server proven to be this town's."""
 
     proc: psutil.Process
@@ -43,8 +41,7 @@ class Running:
             return None
 
 
-@dataclass(frozen=True)
-class Suspect:
+class Suspect(NamedTuple):
     """A process that looks like this town's server but is not provably ours."""
 
     pid: int
@@ -55,8 +52,7 @@ class Suspect:
         return f"pid {self.pid} (run by {self.owner}) {self.why}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Observed:
+class Observed(NamedTuple):
     """One reading of the run files and of the processes they point at."""
 
     pid_file: PidFile
@@ -85,6 +81,10 @@ def _judge(
         return None
     if not procs.runs_as_us(proc):
         return Suspect(proc.pid, procs.owner_name(proc), "runs as another user")
+    if state.port is not None and state.answered(proc.pid) and procs.same_process(proc, recorded):
+        # Recorded when this very process answered on that port, and a live server keeps its
+        # listening socket: reading every socket of the machine would prove nothing more.
+        return Running(proc=proc, port=state.port, found_via=via, listening=True)
     ports = procs.listening_ports(proc)
     if ports:
         port = settings.port if settings.port in ports else ports[0]
@@ -120,7 +120,7 @@ def find_running(
             proc = procs.live(pid) if pid else None
             if proc is not None:
                 yield proc, via
-        for pid in procs.listeners_on_port(settings.port):
+        for pid in procs.listeners_where(settings.host, settings.port):
             proc = procs.live(pid)
             if proc is not None:
                 yield proc, "port"
@@ -180,8 +180,7 @@ def found_notes(running: Running, town: Town, settings: DoltSettings) -> list[st
     return notes
 
 
-@dataclass(frozen=True, kw_only=True)
-class Record:
+class Record(NamedTuple):
     """What the run files say about a server we started or proved ours."""
 
     pid: int
@@ -190,6 +189,7 @@ class Record:
     port: int
     databases: tuple[str, ...] = ()
     started_at: str | None = None
+    answered_at: str | None = None
     disk_bytes: int | None = None
 
 
@@ -201,6 +201,7 @@ def state_of(town: Town, record: Record) -> State:
         host=record.host,
         port=record.port,
         started_at=record.started_at or iso_time(record.create_time),
+        answered_at=record.answered_at,
         data_dir=str(town.data_dir),
         databases=record.databases,
         log_file=str(town.log_file),
@@ -209,14 +210,19 @@ def state_of(town: Town, record: Record) -> State:
     )
 
 
-def record_running(town: Town, settings: DoltSettings, running: Running, databases: list[str]) -> None:
+def record_running(town: Town, settings: DoltSettings, running: Running, databases: list[str] | None) -> None:
     """Write the pid and state files for a server proven to be this town's (one started by hand,
     or one whose files were lost), so `gt` and later commands find it the ordinary way.
     """
     created = running.create_time()
     write_pid_file(town, running.pid)
     record = Record(
-        pid=running.pid, create_time=created, host=settings.host, port=running.port, databases=tuple(databases)
+        pid=running.pid,
+        create_time=created,
+        host=settings.host,
+        port=running.port,
+        databases=tuple(databases or ()),
+        answered_at=iso_time() if databases is not None else None,
     )
     write_state(town, state_of(town, record))
 

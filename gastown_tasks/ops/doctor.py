@@ -9,9 +9,9 @@ link; it never starts, stops or signals a process and never touches a database.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from . import backup, cluster, health, safefs, sqlclient
+from . import backuprecords, cluster, health, safefs, sqlclient
 from .beads_doctor import beads_checks, fix_beads
 from .checks import Check, Fix, local_checks
 from .discovery import Observed, mark_stopped, observe, record_running
@@ -23,10 +23,9 @@ from .settings import DoltSettings
 from .town import Town
 
 
-@dataclass
-class Report:
+class Report(NamedTuple):
     checks: list[Check]
-    fixes: list[Fix] = field(default_factory=list)
+    fixes: list[Fix]
 
     @property
     def exit_code(self) -> int:
@@ -139,7 +138,7 @@ def backup_check(town: Town, settings: DoltSettings) -> Check:
         rigs = scan_data_dir(town).names
     except GastownError:
         return Check("backups", "ok", "see rigs")
-    stale = backup.stale(town, settings, rigs)
+    stale = backuprecords.stale(town, settings, rigs)
     if stale:
         return Check(
             "backups",
@@ -188,7 +187,7 @@ def apply_safe_fixes(town: Town, settings: DoltSettings) -> list[Fix]:
             if pid_file.pid != running.pid or state.problem is not None or not state.claims(running.pid):
                 if state.problem:
                     _keep_corrupt(town)
-                served = sqlclient.served_databases(settings.with_overrides(port=running.port)) or []
+                served = sqlclient.served_databases(settings.with_overrides(port=running.port))
                 attempt(
                     f"recorded the running server (pid {running.pid}) in {town.pid_file} and {town.state_file}",
                     lambda: record_running(town, settings, running, served),

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import sqlclient
 from .errors import GastownError
@@ -25,8 +24,7 @@ QUIET_SECONDS = 5
 REPORT_EVERY = 2.0  # seconds between "still waiting for" lines
 
 
-@dataclass(frozen=True)
-class Client:
+class Client(NamedTuple):
     id: int
     user: str
     host: str
@@ -48,8 +46,7 @@ class Client:
         return f"#{self.id} {self.user}@{self.host}" + (f" in {self.db}" if self.db else "") + f" ({doing})"
 
 
-@dataclass(frozen=True)
-class DrainReport:
+class DrainReport(NamedTuple):
     waited: float
     left_behind: tuple[str, ...]  # clients still busy when the drain timed out
 

@@ -16,8 +16,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .binary import DOLT_MODULE, DOLT_VERSION, cache_root, cached_binary, dolt_global_config, dolt_version, run_dolt
 from .errors import BuildError
@@ -30,8 +30,7 @@ BEADS_VERSION = "v1.0.0"
 Echo = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class BuildResult:
+class BuildResult(NamedTuple):
     binary: Path
     built: bool
     seconds: float

@@ -25,13 +25,23 @@ COMMIT_AGE_RIGS = 50  # rigs whose newest commit is looked up (one query for all
 
 
 def folder_bytes(path: os.PathLike[str]) -> int:
+    """Bytes of the files under `path`, links not followed (scandir: start measures every rig)."""
     total = 0
-    for folder, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(folder, name)).st_size
-            except OSError:
-                continue
+    folders = [os.fspath(path)]
+    while folders:
+        try:
+            entries = os.scandir(folders.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
     return total
 
 
@@ -65,36 +75,38 @@ def _ages(cur: Any, rigs: list[str]) -> dict[str, float | None]:
 def measure(town: Town, settings: DoltSettings, port: int) -> dict[str, Any]:
     """One reading of the server's health; raises SqlFailure/AccessDenied when it does not answer."""
     target = settings.with_overrides(port=port)
-    served = [name for name in sqlclient.served_databases(target) or []]
-    cluster = bool(settings.cluster)
 
     def work(conn: Any) -> dict[str, Any]:
-        with conn.cursor() as cur:
-            started = time.perf_counter()
-            cur.execute("SELECT 1")
-            cur.fetchall()
-            latency = (time.perf_counter() - started) * 1000
-            cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST")
-            (used,) = cur.fetchone()
-            cur.execute("SELECT @@GLOBAL.max_connections, @@GLOBAL.read_only")
-            maximum, read_only = cur.fetchone()
-            role = None
-            if cluster:  # the variable exists only on a clustered server
-                cur.execute("SELECT @@GLOBAL.dolt_cluster_role")
-                (role,) = cur.fetchone()
-            ages = _ages(cur, served[:COMMIT_AGE_RIGS])
-        return {
-            "latency_ms": round(latency, 2),
-            "connections": {"used": int(used), "max": int(maximum)},
-            "read_only": bool(int(read_only)),
-            "cluster_role": role or None,
-            "newest_commit_age_seconds": ages,
-        }
+        return measure_on(conn, town, target, sqlclient.show_databases(conn))
 
-    health = sqlclient.call(target, work, what="measure the server's health")
-    health["disk_bytes"] = disk_bytes(town)
-    health["metrics_url"] = metrics_url(settings)
-    return health
+    return sqlclient.call(target, work, what="measure the server's health")
+
+
+def measure_on(conn: Any, town: Town, settings: DoltSettings, served: list[str]) -> dict[str, Any]:
+    """The health, read on an open connection (raises PyMySQL's errors)."""
+    with conn.cursor() as cur:
+        started = time.perf_counter()
+        cur.execute("SELECT 1")
+        cur.fetchall()
+        latency = (time.perf_counter() - started) * 1000
+        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST")
+        (used,) = cur.fetchone()
+        cur.execute("SELECT @@GLOBAL.max_connections, @@GLOBAL.read_only")
+        maximum, read_only = cur.fetchone()
+        role = None
+        if settings.cluster:  # the variable exists only on a clustered server
+            cur.execute("SELECT @@GLOBAL.dolt_cluster_role")
+            (role,) = cur.fetchone()
+        ages = _ages(cur, served[:COMMIT_AGE_RIGS])
+    return {
+        "latency_ms": round(latency, 2),
+        "connections": {"used": int(used), "max": int(maximum)},
+        "read_only": bool(int(read_only)),
+        "cluster_role": role or None,
+        "newest_commit_age_seconds": ages,
+        "disk_bytes": disk_bytes(town),
+        "metrics_url": metrics_url(settings),
+    }
 
 
 def _size(n: float) -> str:

@@ -17,9 +17,8 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -37,8 +36,7 @@ from .settings import DoltSettings
 from .town import Town
 
 
-@dataclass(frozen=True, kw_only=True)
-class StartResult:
+class StartResult(NamedTuple):
     pid: int
     host: str
     port: int
@@ -46,11 +44,10 @@ class StartResult:
     databases: list[str]
     started: bool  # False when this town's server was already running
     log_file: Path
-    notes: list[str] = field(default_factory=list)
+    notes: list[str]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Plan:
+class Plan(NamedTuple):
     """What a start will run, checked before anything changes."""
 
     dolt: DoltBinary
@@ -255,6 +252,7 @@ def launch(
         # Ctrl-C is held back until the child is recorded, then raised here, where it undoes the start.
         with safefs.open_append(town.log_file, root=town.root) as log_fd, interrupts_deferred():
             child, proc = _spawn(town, settings, plan, log_fd)
+        size = sum(disk_bytes(town).values())  # measured while Dolt starts up, not after it answers
         served = wait_ready(
             child,
             settings,
@@ -268,7 +266,8 @@ def launch(
             host=settings.host,
             port=settings.port,
             databases=tuple(served),
-            disk_bytes=sum(disk_bytes(town).values()),
+            answered_at=iso_time(),
+            disk_bytes=size,
         )
         write_state(town, state_of(town, record))
     except StartFailed as exc:

@@ -9,7 +9,6 @@ file until a read comes back empty and truncates right then.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import os
 import time
 from pathlib import Path
@@ -52,6 +51,8 @@ def _shift(town: Town, keep: int) -> None:
 
 
 def _gzip_member(data: bytes) -> bytes:
+    import gzip  # only when a log is rotated
+
     return gzip.compress(data, mtime=0)
 
 

@@ -20,8 +20,8 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from . import beads, safefs
 from .binary import find_dolt, run_dolt
@@ -36,24 +36,21 @@ HQ_RIG = "hq"
 OLD_LAYOUT = (".beads", "dolt", "beads")
 
 
-@dataclass(frozen=True)
-class Move:
+class Move(NamedTuple):
     source: Path
     target: Path
     rig: str
     size: int
 
 
-@dataclass(frozen=True)
-class Skip:
+class Skip(NamedTuple):
     source: Path
     why: str
 
 
-@dataclass(frozen=True)
-class MigrationPlan:
-    moves: list[Move] = field(default_factory=list)
-    skipped: list[Skip] = field(default_factory=list)
+class MigrationPlan(NamedTuple):
+    moves: list[Move]
+    skipped: list[Skip]
 
 
 def tree_size(path: Path) -> int:
@@ -103,7 +100,7 @@ def _old_database(town: Town, rig_folder: str | None) -> tuple[Path, str | None]
 
 def plan_migration(town: Town) -> MigrationPlan:
     """Every old-layout database in the town and what would happen to it: the one plan."""
-    plan = MigrationPlan()
+    plan = MigrationPlan([], [])
     candidates: list[tuple[str, tuple[Path, str | None]]] = []
     hq = _old_database(town, None)
     if hq is not None:
@@ -216,8 +213,7 @@ def _remove_empty_parents(town: Town, source: Path) -> None:
             return
 
 
-@dataclass
-class MigrationReport:
+class MigrationReport(NamedTuple):
     moved: list[Move]
     skipped: list[Skip]
     planned: list[Move]  # dry run only

@@ -10,13 +10,14 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import sqlclient
-from .cluster import read_state as read_cluster
 from .errors import AccessDenied, GastownError, RemoteServer
-from .serverstatus import DENIED, RUNNING, STOPPED, Status
 from .settings import DoltSettings
+
+if TYPE_CHECKING:  # status and cluster are imported by the commands that use them, not by every `is_remote`
+    from .serverstatus import Status
 
 WILDCARDS = {"0.0.0.0", "::"}
 
@@ -75,6 +76,9 @@ def latency_ms(settings: DoltSettings) -> float:
 
 
 def remote_status(settings: DoltSettings) -> Status:
+    from .cluster import read_state as read_cluster
+    from .serverstatus import DENIED, RUNNING, STOPPED, Status
+
     notes: list[str] = []
     code = RUNNING
     try:
@@ -136,6 +140,7 @@ def create_rig(settings: DoltSettings, name: str) -> None:
 def checks(settings: DoltSettings) -> list[Any]:
     """doctor for a remote server: reachable, our credentials accepted, latency, its cluster role."""
     from .checks import Check
+    from .cluster import read_state as read_cluster
     from .health import LATENCY_WARN_MS
 
     found = [Check("server", "ok", f"{settings.address} is remote: managed on its host, used from here")]

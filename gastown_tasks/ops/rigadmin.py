@@ -6,9 +6,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import beads, safefs, sqlclient
 from .binary import dolt_command_hint, dolt_global_config, find_dolt, run_dolt
@@ -21,36 +20,6 @@ from .settings import DoltSettings
 from .town import Town
 
 CATALOG_WAIT = 30.0  # seconds for a CREATE DATABASE to show in SHOW DATABASES
-
-
-@dataclass(frozen=True)
-class RigEntry:
-    name: str
-    path: Path
-    served: bool | None  # None when the server is not running
-    linked: bool = False  # a symlinked folder: Dolt never serves it
-    beads: list[str] = field(default_factory=list)  # the rigs whose beads metadata names this database
-
-
-def list_rigs(town: Town, settings: DoltSettings) -> list[RigEntry]:
-    found = scan_data_dir(town)
-    running = find_running(town, settings)[0] if found.rigs else None
-    served: list[str] | None = None
-    if running is not None:
-        served = sqlclient.served_databases(settings.with_overrides(port=running.port))
-    have = {name.lower() for name in served} if served is not None else None
-    named = beads.names(town)
-    entries = [
-        RigEntry(
-            rig.name,
-            rig.path,
-            None if have is None else rig.name.lower() in have,
-            beads=named.get(rig.name.lower(), []),
-        )
-        for rig in found.rigs
-    ]
-    entries += [RigEntry(path.name, path, False, linked=True) for path in found.linked]
-    return sorted(entries, key=lambda entry: entry.name)
 
 
 def _git_config(key: str) -> str:
@@ -118,8 +87,7 @@ def create_through_server(settings: DoltSettings, name: str) -> None:
     sqlclient.call(settings, work, what=f"create rig {name} through the server")
 
 
-@dataclass(frozen=True)
-class NewRig:
+class NewRig(NamedTuple):
     path: Path
     served: bool  # the running server serves it already (else: from its next start)
     notes: list[str]

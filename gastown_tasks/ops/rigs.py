@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import RigError, UnsafeFile
 from .town import Town
@@ -21,8 +21,7 @@ RIG_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")  # always fullmatch: `
 RESERVED = frozenset({"information_schema", "mysql", "performance_schema", "sys", "dolt_cluster"})
 
 
-@dataclass(frozen=True)
-class Rig:
+class Rig(NamedTuple):
     name: str
     path: Path
 
@@ -32,8 +31,7 @@ def is_dolt_database(path: Path) -> bool:
     return (path / ".dolt" / "noms" / "manifest").is_file()
 
 
-@dataclass(frozen=True)
-class DataDir:
+class DataDir(NamedTuple):
     """What .dolt-data holds: the rigs, and what is there but cannot be served."""
 
     rigs: tuple[Rig, ...]

@@ -9,7 +9,7 @@ of ours serving a folder inside this town other than .dolt-data.  It never touch
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import psutil
 
@@ -18,8 +18,7 @@ from .errors import NotOurs, StopFailed
 from .town import Town
 
 
-@dataclass(frozen=True)
-class Rogue:
+class Rogue(NamedTuple):
     pid: int
     data_dir: str
     ports: tuple[int, ...]

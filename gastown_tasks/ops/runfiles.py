@@ -7,16 +7,15 @@ whatever a file holds, reading it never raises (its `problem` says what is wrong
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from . import safefs
 from .errors import FileFailure, UnsafeFile, UnsafeFolder
@@ -45,8 +44,7 @@ def parse_pid(value: Any) -> int | None:
     return value if isinstance(value, int) and 0 < value <= MAX_PID else None
 
 
-@dataclass(frozen=True)
-class PidFile:
+class PidFile(NamedTuple):
     """What a pid file says: a usable pid, or why there is none."""
 
     exists: bool
@@ -92,8 +90,7 @@ def remove_run_file(town: Town, path: Any) -> bool:
     return safefs.remove(path, root=town.root)
 
 
-@dataclass(frozen=True, kw_only=True)
-class State:
+class State(NamedTuple):
     """daemon/dolt-state.json: what the last command of either tool recorded about the server."""
 
     running: bool = False
@@ -102,6 +99,7 @@ class State:
     host: str | None = None
     port: int | None = None
     started_at: str | None = None
+    answered_at: str | None = None  # when this process answered SQL on `port` (absent while it starts)
     stopped_at: str | None = None
     data_dir: str | None = None
     databases: tuple[str, ...] = ()
@@ -109,7 +107,7 @@ class State:
     last_error: str | None = None
     managed_by: str | None = None
     disk_bytes: int | None = None  # the rigs' size when it started (doctor warns on growth)
-    extra: Mapping[str, Any] = field(default_factory=dict)  # keys another tool wrote: kept on rewrite
+    extra: Mapping[str, Any] = MappingProxyType({})  # keys another tool wrote: kept on rewrite
     problem: str | None = None  # why the file could not be used; the rest is then empty
 
     @property
@@ -120,23 +118,27 @@ class State:
         """The state says this pid is the running server."""
         return self.running and self.pid == pid
 
+    def answered(self, pid: int) -> bool:
+        """The state says this pid is the running server and answered SQL on the recorded port."""
+        return self.claims(pid) and self.port is not None and self.answered_at is not None
+
     def created(self, pid: int) -> float | None:
         """The create time recorded for `pid`, if the state records that very process."""
         return self.create_time if self.pid == pid else None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = dict(self.extra)
-        for item in dataclasses.fields(self):
-            if item.name in ("extra", "problem"):
+        for name in self._fields:
+            if name in ("extra", "problem"):
                 continue
-            value = getattr(self, item.name)
+            value = getattr(self, name)
             if value is None or value == ():
                 continue
-            data[item.name] = list(value) if isinstance(value, tuple) else value
+            data[name] = list(value) if isinstance(value, tuple) else value
         return data
 
     def replace(self, **changes: Any) -> State:
-        return dataclasses.replace(self, **changes)
+        return self._replace(**changes)
 
 
 def _text(value: Any) -> str | None:
@@ -159,7 +161,7 @@ def parse_state(raw: bytes, where: object) -> State:
         return State(problem=f"{where} is not valid JSON; treating the state as unknown")
     if not isinstance(data, dict):
         return State(problem=f"{where} does not hold a JSON object; treating the state as unknown")
-    names = {item.name for item in dataclasses.fields(State)} - {"extra", "problem"}
+    names = set(State._fields) - {"extra", "problem"}
     databases = data.get("databases")
     return State(
         running=data.get("running") is True,
@@ -168,6 +170,7 @@ def parse_state(raw: bytes, where: object) -> State:
         host=_text(data.get("host")),
         port=parse_port(data["port"]) if isinstance(data.get("port"), int) else None,
         started_at=_text(data.get("started_at")),
+        answered_at=_text(data.get("answered_at")),
         stopped_at=_text(data.get("stopped_at")),
         data_dir=_text(data.get("data_dir")),
         databases=tuple(d for d in databases if isinstance(d, str)) if isinstance(databases, list) else (),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -256,7 +255,7 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, root: Path | Non
         what = _describe_at(dfd, path.name)
         if what is not None:
             raise unsafe(path, what)
-        tmp = f".{path.name}.{secrets.token_hex(6)}.tmp"
+        tmp = f".{path.name}.{os.urandom(6).hex()}.tmp"
         created = False
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | FILE_FLAGS, mode, dir_fd=dfd)

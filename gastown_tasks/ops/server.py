@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import psutil
 
@@ -27,13 +27,12 @@ from .town import Town
 Echo = Callable[[str], None]
 
 
-@dataclass(frozen=True, kw_only=True)
-class StopResult:
+class StopResult(NamedTuple):
     was_running: bool
+    notes: list[str]
     pid: int | None = None
     killed: bool = False  # needed SIGKILL after the timeout
     drain: DrainReport | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def _quiet(_: str) -> None:

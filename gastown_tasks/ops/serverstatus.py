@@ -8,14 +8,13 @@ Exit codes (LSB, as `pg_ctl status`): 0 running, 1 stopped but a pid file was le
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, NamedTuple
 
-from . import backup, procs, sqlclient
-from .cluster import read_state as read_cluster
+from . import backuprecords, procs, sqlclient
 from .discovery import Via, found_notes, observe
-from .errors import AccessDenied, GastownError
-from .health import measure
+from .errors import AccessDenied, GastownError, SqlFailure
+from .health import measure_on
 from .rigs import scan_data_dir
 from .runfiles import iso_time
 from .settings import DoltSettings
@@ -25,8 +24,7 @@ RUNNING, STALE_PID_FILE, STOPPED, DENIED = 0, 1, 3, AccessDenied.exit_code
 SqlState = Literal["answering", "not answering", "refused credentials"]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Status:
+class Status(NamedTuple):
     running: bool
     exit_code: int
     pid: int | None
@@ -44,14 +42,14 @@ class Status:
     remote: bool = False
     health: dict[str, Any] | None = None
     cluster: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: Sequence[str] = ()
 
     @property
     def answering(self) -> bool:
         return self.sql == "answering"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "answering": self.answering}
+        return {**self._asdict(), "answering": self.answering}
 
 
 def _on_disk(town: Town, notes: list[str]) -> list[str]:
@@ -64,7 +62,7 @@ def _on_disk(town: Town, notes: list[str]) -> list[str]:
 
 def backup_notes(town: Town, settings: DoltSettings) -> list[str]:
     try:
-        stale = backup.stale(town, settings, scan_data_dir(town).names)
+        stale = backuprecords.stale(town, settings, scan_data_dir(town).names)
     except GastownError:
         return []
     if not stale:
@@ -73,6 +71,21 @@ def backup_notes(town: Town, settings: DoltSettings) -> list[str]:
         f"no backup in the last {settings.backup_max_age_hours:g}h of: {', '.join(stale)}; run gt-dolt backup "
         "(dolt.backup_max_age_hours: 0 says no backups are expected)"
     ]
+
+
+def _reading(town: Town, target: DoltSettings) -> tuple[list[str], dict[str, Any] | None, GastownError | None]:
+    """The served databases and the health, over one connection: a health query that fails costs
+    the health only."""
+    import pymysql
+
+    def work(conn: Any) -> tuple[list[str], dict[str, Any] | None, GastownError | None]:
+        served = sqlclient.show_databases(conn)
+        try:
+            return served, measure_on(conn, town, target, served), None
+        except pymysql.err.MySQLError as exc:
+            return served, None, sqlclient.failure(target, exc, "measure the server's health")
+
+    return sqlclient.call(target, work, what="list the databases")
 
 
 def status(town: Town, settings: DoltSettings) -> Status:
@@ -111,23 +124,24 @@ def status(town: Town, settings: DoltSettings) -> Status:
     target = settings.with_overrides(port=running.port)
     code = RUNNING
     sql: SqlState
-    try:
-        served = sqlclient.served_databases(target)
-        sql = "answering" if served is not None else "not answering"
-    except AccessDenied as exc:
-        served, sql, code = None, "refused credentials", DENIED
-        notes.append(str(exc))
-    if sql == "not answering":
-        notes.append(f"the process is alive but does not answer SQL on {target.address}; see gt-dolt doctor")
+    served: list[str] | None = None
     health = None
-    if sql == "answering":
-        try:
-            health = measure(town, settings, running.port)
-        except GastownError as exc:
-            notes.append(f"health not measured: {exc}")
+    try:
+        served, health, unmeasured = _reading(town, target)
+        sql = "answering"
+        if unmeasured is not None:
+            notes.append(f"health not measured: {unmeasured}")
+    except AccessDenied as exc:
+        sql, code = "refused credentials", DENIED
+        notes.append(str(exc))
+    except SqlFailure:
+        sql = "not answering"
+        notes.append(f"the process is alive but does not answer SQL on {target.address}; see gt-dolt doctor")
     notes.extend(backup_notes(town, settings))
     cluster = None
     if sql == "answering" and settings.cluster:
+        from .cluster import read_state as read_cluster
+
         try:
             cluster = read_cluster(target)
         except GastownError as exc:

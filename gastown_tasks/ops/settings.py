@@ -12,8 +12,8 @@ import ipaddress
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from .errors import ConfigError
 
@@ -100,8 +100,7 @@ def normalize_host(value: Any) -> str | None:
     return LOOPBACK_NAMES.get(host.lower(), host)
 
 
-@dataclass(frozen=True, kw_only=True)
-class DoltSettings:
+class DoltSettings(NamedTuple):
     host: str = DEFAULTS["host"]
     port: int = DEFAULTS["port"]
     user: str = DEFAULTS["user"]
@@ -119,8 +118,8 @@ class DoltSettings:
     log_keep: int = DEFAULTS["log_keep"]
     backup_max_age_hours: float = DEFAULTS["backup_max_age_hours"]
     watch_interval: float = DEFAULTS["watch_interval"]
-    server: Mapping[str, Any] = field(default_factory=dict)
-    cluster: Mapping[str, Any] = field(default_factory=dict)
+    server: Mapping[str, Any] = MappingProxyType({})
+    cluster: Mapping[str, Any] = MappingProxyType({})
 
     @property
     def url_host(self) -> str:
@@ -150,7 +149,7 @@ class DoltSettings:
 
     def with_overrides(self, **overrides: Any) -> DoltSettings:
         """A copy with the non-None overrides applied and validated."""
-        merged = asdict(self)
+        merged = self._asdict()
         merged.update({k: v for k, v in overrides.items() if v is not None})
         return settings_from_mapping(merged)
 

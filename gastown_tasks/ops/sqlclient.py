@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from . import tcp
 from .errors import AccessDenied, SqlFailure
 from .rigs import RESERVED
 from .settings import DoltSettings
 
 if TYPE_CHECKING:
+    import socket
+
     import pymysql
 
 T = TypeVar("T")
@@ -26,12 +29,22 @@ LOST = (2006, 2013)
 
 
 def connect(
-    settings: DoltSettings, database: str | None = None, timeout: float = 2.0
+    settings: DoltSettings, database: str | None = None, timeout: float = 2.0, sock: socket.socket | None = None
 ) -> pymysql.connections.Connection:
-    """A connection with autocommit on; raises pymysql.err.MySQLError when it cannot."""
+    """A connection with autocommit on; raises pymysql.err.MySQLError when it cannot.
+
+    `sock`: a TCP connection already made to the server (see `open_socket`).
+    """
     import pymysql
 
-    return pymysql.connect(
+    if sock is None:
+        try:
+            sock = tcp.connect(settings.host, settings.port, timeout)
+        except OSError as exc:  # worded as PyMySQL words it, so `classify` reads it the same way
+            raise pymysql.err.OperationalError(
+                CANT_CONNECT, f"Can't connect to MySQL server on {settings.host!r} ({exc})"
+            ) from None
+    conn = pymysql.connect(
         host=settings.host,
         port=settings.port,
         user=settings.user,
@@ -42,7 +55,24 @@ def connect(
         write_timeout=max(timeout * 5, 5),
         autocommit=True,
         ssl_disabled=True,  # loopback by default; PyMySQL would build a TLS context per connect (~20 ms)
+        defer_connect=True,
     )
+    try:
+        conn.connect(sock)
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
+    return conn
+
+
+def open_socket(settings: DoltSettings, timeout: float = 2.0) -> socket.socket | None:
+    """A TCP connection to the server, or None while nothing listens: a refused connect costs
+    microseconds here, and half a millisecond of CPU through PyMySQL (which formats a traceback)."""
+    try:
+        return tcp.connect(settings.host, settings.port, timeout)
+    except OSError:
+        return None
 
 
 def classify(exc: BaseException) -> Kind:
@@ -74,16 +104,16 @@ def call(
     try:
         conn = connect(settings, database=database, timeout=timeout)
     except pymysql.err.MySQLError as exc:
-        raise _failure(settings, exc, what) from None
+        raise failure(settings, exc, what) from None
     try:
         return work(conn)
     except pymysql.err.MySQLError as exc:
-        raise _failure(settings, exc, what) from None
+        raise failure(settings, exc, what) from None
     finally:
         conn.close()
 
 
-def _failure(settings: DoltSettings, exc: BaseException, what: str) -> AccessDenied | SqlFailure:
+def failure(settings: DoltSettings, exc: BaseException, what: str) -> AccessDenied | SqlFailure:
     kind = classify(exc)
     if kind == "denied":
         return denied(settings, exc)

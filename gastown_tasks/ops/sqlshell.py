@@ -9,8 +9,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .binary import dolt_env, find_dolt
 from .discovery import find_running
@@ -22,8 +22,7 @@ from .town import Town
 DEFAULT_RIG = "hq"
 
 
-@dataclass(frozen=True)
-class SqlCommand:
+class SqlCommand(NamedTuple):
     argv: list[str]
     cwd: Path
     env: dict[str, str]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import NotInTown
 
@@ -14,8 +14,7 @@ WORKTREE_DIRS = frozenset({"polecats", "crew"})
 MARKER = Path("mayor") / "town.json"
 
 
-@dataclass(frozen=True)
-class Town:
+class Town(NamedTuple):
     """A town root and the files both tools agree on."""
 
     root: Path

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from . import safefs, sqlclient
 from .discovery import observe
@@ -29,8 +29,7 @@ Verdict = Literal["ok", "dead", "unanswering"]
 Echo = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     backoff: float = 5.0
     max_backoff: float = 300.0
     max_restarts: int = 5

@@ -1,0 +1,62 @@
+"""daemon/dolt-backups.json: when each rig was last backed up, for `status` and `doctor`.
+
+Its own module so that `status` reads the record without importing the backup machinery.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import safefs
+from .errors import GastownError
+from .runfiles import iso_time
+from .settings import DoltSettings
+from .town import Town
+
+RECORD_LIMIT = 1024 * 1024
+
+
+def records_file(town: Town) -> Path:
+    return town.daemon_dir / "dolt-backups.json"
+
+
+def read_records(town: Town) -> dict[str, Any]:
+    try:
+        raw = safefs.read_bytes(records_file(town), RECORD_LIMIT, root=town.root)
+        data = json.loads(raw) if raw else {}
+    except (ValueError, RecursionError, GastownError):  # unreadable: as if never backed up (doctor says why)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def record(town: Town, rig: str, url: str, seconds: float) -> None:
+    data = read_records(town)
+    data[rig] = {"url": url, "at": iso_time(), "seconds": round(seconds, 3)}
+    safefs.write_atomic(
+        records_file(town), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600, root=town.root
+    )
+
+
+def ages(town: Town, rigs: list[str]) -> dict[str, float | None]:
+    """Seconds since each rig's last recorded backup (None: never)."""
+    records = read_records(town)
+    now = datetime.now(UTC)
+    found: dict[str, float | None] = {}
+    for rig in rigs:
+        at = (records.get(rig) or {}).get("at") if isinstance(records.get(rig), dict) else None
+        try:
+            found[rig] = (now - datetime.fromisoformat(at)).total_seconds() if isinstance(at, str) else None
+        except ValueError:
+            found[rig] = None
+    return found
+
+
+def stale(town: Town, settings: DoltSettings, rigs: list[str]) -> list[str]:
+    """Rigs whose last backup is older than dolt.backup_max_age_hours (0: no backups expected)."""
+    if not settings.backup_max_age_hours:
+        return []
+    limit = settings.backup_max_age_hours * 3600
+    return [rig for rig, age in ages(town, rigs).items() if age is None or age > limit]

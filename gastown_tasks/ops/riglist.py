@@ -1,0 +1,43 @@
+"""What `list` shows: each rig database on disk, whether the running server serves it, and which
+rigs' beads name it.  Read-only, and apart from the rest of rig administration so that `list`
+imports nothing it does not use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+from . import beads, sqlclient
+from .discovery import find_running
+from .rigs import scan_data_dir
+from .settings import DoltSettings
+from .town import Town
+
+
+class RigEntry(NamedTuple):
+    name: str
+    path: Path
+    served: bool | None  # None when the server is not running
+    linked: bool = False  # a symlinked folder: Dolt never serves it
+    beads: tuple[str, ...] = ()  # the rigs whose beads metadata names this database
+
+
+def list_rigs(town: Town, settings: DoltSettings) -> list[RigEntry]:
+    found = scan_data_dir(town)
+    running = find_running(town, settings)[0] if found.rigs else None
+    served: list[str] | None = None
+    if running is not None:
+        served = sqlclient.served_databases(settings.with_overrides(port=running.port))
+    have = {name.lower() for name in served} if served is not None else None
+    named = beads.names(town)
+    entries = [
+        RigEntry(
+            rig.name,
+            rig.path,
+            None if have is None else rig.name.lower() in have,
+            beads=tuple(named.get(rig.name.lower(), ())),
+        )
+        for rig in found.rigs
+    ]
+    entries += [RigEntry(path.name, path, False, linked=True) for path in found.linked]
+    return sorted(entries, key=lambda entry: entry.name)
