@@ -132,7 +132,7 @@ def test_status_reports_health_and_never_writes_into_a_rig(rigged_town: TownFixt
     assert_clean(done, 0)
     data = json.loads(done.stdout)["health"]
     assert data["latency_ms"] >= 0 and data["connections"]["max"] == 1000 and data["connections"]["used"] >= 1
-    assert data["read_only"] is False and data["disk_bytes"]["hq"] > 0
+    assert data["read_only"] is False and data["disk_free_bytes"] > 0 and data["disk_bytes"] is None
     assert data["newest_commit_age_seconds"]["hq"] >= 0 and data["metrics_url"] is None
     text = t.gt_dolt("status").stdout
     assert "health:" in text and "connections" in text and "disk:" in text
@@ -160,6 +160,14 @@ def test_the_disk_growth_rule() -> None:
     assert health.warnings(grown, 100 * 1024 * 1024)[0][0].startswith("the rigs grew")
     assert health.warnings(grown, 400 * 1024 * 1024) == []
     assert health.warnings({**base, "disk_bytes": {"hq": 10}}, 1) == []  # tiny rigs are not growth
+
+
+def test_a_nearly_full_disk_is_a_warning_and_status_never_walks_the_rigs() -> None:
+    base = {"latency_ms": 1.0, "connections": {"used": 1, "max": 1000}, "read_only": False, "disk_bytes": None}
+    assert health.warnings({**base, "disk_free_bytes": 500 * 1024 * 1024}, None)[0][0].startswith("only 500.0 MiB")
+    assert health.warnings({**base, "disk_free_bytes": 50 * 1024**3}, None) == []
+    lines = health.health_lines({**base, "disk_free_bytes": 50 * 1024**3, "newest_commit_age_seconds": {}})
+    assert lines[-1] == "  disk:       50.0 GiB free"
 
 
 def test_metrics_port_turns_on_dolts_prometheus_endpoint_and_status_names_it(rigged_town: TownFixture) -> None:

@@ -18,7 +18,9 @@ def notes(lines: list[str]) -> None:
 
 def describe_start(result: StartResult) -> str:
     what = "started" if result.started else "already running"
-    rigs = ", ".join(result.databases) or "no rig databases"
+    from ..ops.rigs import some_of
+
+    rigs = some_of(result.databases) or "no rig databases"
     address = f"[{result.host}]" if ":" in result.host else result.host
     return (
         f"dolt sql-server {what}: pid {result.pid} on {address}:{result.port}, serving {rigs} (log: {result.log_file})"
@@ -88,6 +90,7 @@ def restart(env: Env, timeout: str | None = None, port: str | None = None, force
 
 
 def status_text(st: object) -> str:
+    from ..ops.rigs import some_of
     from ..ops.serverstatus import Status
 
     assert isinstance(st, Status)
@@ -106,7 +109,7 @@ def status_text(st: object) -> str:
     lines.append(f"  port:       {st.port}")
     if not st.remote:
         lines.append(f"  data dir:   {st.data_dir}")
-    lines.append(f"  databases ({st.databases_source}): {', '.join(st.databases) or 'none'}")
+    lines.append(f"  databases ({st.databases_source}): {some_of(list(st.databases)) or 'none'}")
     if st.health:
         from ..ops.health import health_lines
 

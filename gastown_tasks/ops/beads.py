@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -36,8 +37,13 @@ HQ = "hq"
 def beads_dir(town: Town, rig: str) -> Path:
     if rig == HQ:
         return town.root / ".beads"
-    nested = town.root / rig / "mayor" / "rig" / ".beads"
-    return nested if nested.is_dir() and not nested.is_symlink() else town.root / rig / ".beads"
+    nested = os.path.join(town.root, rig, "mayor", "rig", ".beads")
+    try:
+        if stat.S_ISDIR(os.lstat(nested).st_mode):  # a real folder, not a link to one
+            return Path(nested)
+    except OSError:
+        pass
+    return town.root / rig / ".beads"
 
 
 class Beads(NamedTuple):
@@ -87,9 +93,10 @@ def read_beads(town: Town, rig: str) -> Beads:
     return Beads(rig, where, data, port)
 
 
-def town_beads(town: Town) -> list[Beads]:
-    """The beads of every rig on disk that has a beads dir with metadata (or a problem there)."""
-    found = [read_beads(town, rig) for rig in scan_data_dir(town).names]
+def town_beads(town: Town, rigs: list[str] | None = None) -> list[Beads]:
+    """The beads of every rig on disk (or of `rigs`, when the caller has scanned them) that has a
+    beads dir with metadata (or a problem there)."""
+    found = [read_beads(town, rig) for rig in (scan_data_dir(town).names if rigs is None else rigs)]
     return [b for b in found if b.metadata is not None or b.problem is not None]
 
 
@@ -192,10 +199,10 @@ def sync_notes(town: Town, settings: DoltSettings, port: int, databases: list[st
     return notes + [f"beads: {refusal}" for refusal in plan.refused]
 
 
-def names(town: Town) -> Mapping[str, list[str]]:
+def names(town: Town, rigs: list[str] | None = None) -> Mapping[str, list[str]]:
     """Database (lowercase) -> the rigs whose beads metadata names it."""
     found: dict[str, list[str]] = {}
-    for beads in town_beads(town):
+    for beads in town_beads(town, rigs):
         if beads.metadata is not None and beads.database:
             found.setdefault(beads.database.lower(), []).append(beads.rig)
     return found

@@ -7,7 +7,7 @@ from . import beads, sqlclient
 from .checks import FIX, Check, Fix
 from .discovery import Observed
 from .errors import AccessDenied
-from .rigs import scan_data_dir
+from .rigs import scan_data_dir, some_of
 from .rogues import find_rogues
 from .settings import DoltSettings
 from .town import Town
@@ -58,7 +58,7 @@ def beads_checks(town: Town, settings: DoltSettings, seen: Observed) -> list[Che
             Check(
                 "beads databases",
                 "ok",
-                f"no beads metadata names {', '.join(unnamed)} (kept; bd init --server there uses it)",
+                f"no beads metadata names {some_of(unnamed)} (kept; bd init --server there uses it)",
             )
         )
     rogues = find_rogues(town)

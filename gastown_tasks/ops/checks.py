@@ -16,7 +16,7 @@ from .binary import DOLT_RELEASE, find_dolt, identify
 from .discovery import Observed
 from .errors import AccessDenied, GastownError, Remedy
 from .launch import RUN_FILES
-from .rigs import scan_data_dir
+from .rigs import scan_data_dir, some_of
 from .settings import DoltSettings
 from .town import Town
 
@@ -250,7 +250,7 @@ def check_rigs(town: Town, settings: DoltSettings, seen: Observed) -> Check:
     if not on_disk:
         return Check("rigs", "warn", f"no rig databases in {town.data_dir}", "gt-dolt init-rig <name>")
     if seen.running is None:
-        return Check("rigs", "ok", f"on disk: {', '.join(on_disk)} (served from the next start)")
+        return Check("rigs", "ok", f"on disk: {some_of(on_disk)} (served from the next start)")
     target = settings.with_overrides(port=seen.running.port)
     try:
         served = sqlclient.served_databases(target)
@@ -271,7 +271,7 @@ def check_rigs(town: Town, settings: DoltSettings, seen: Observed) -> Check:
             f"on disk but not served: {', '.join(lacking)}",
             "gt-dolt restart (the server loads rigs when it starts)",
         )
-    return Check("rigs", "ok", f"all served: {', '.join(on_disk)}")
+    return Check("rigs", "ok", f"all served: {some_of(on_disk)}")
 
 
 def local_checks(town: Town, settings: DoltSettings, seen: Observed) -> list[Check]:

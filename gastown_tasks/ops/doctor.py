@@ -17,7 +17,7 @@ from .checks import Check, Fix, local_checks
 from .discovery import Observed, mark_stopped, observe, record_running
 from .errors import GastownError
 from .locking import town_lock
-from .rigs import scan_data_dir
+from .rigs import scan_data_dir, some_of
 from .runfiles import STATE_FILE_LIMIT, State, iso_time, remove_run_file, write_state
 from .settings import DoltSettings
 from .town import Town
@@ -143,7 +143,7 @@ def backup_check(town: Town, settings: DoltSettings) -> Check:
         return Check(
             "backups",
             "warn",
-            f"no backup in the last {settings.backup_max_age_hours:g}h of: {', '.join(stale)}",
+            f"no backup in the last {settings.backup_max_age_hours:g}h of: {some_of(stale)}",
             "gt-dolt backup (or set dolt.backup_max_age_hours: 0 if none is expected)",
         )
     return Check("backups", "ok", f"every rig backed up in the last {settings.backup_max_age_hours:g}h")

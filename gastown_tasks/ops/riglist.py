@@ -29,7 +29,7 @@ def list_rigs(town: Town, settings: DoltSettings) -> list[RigEntry]:
     if running is not None:
         served = sqlclient.served_databases(settings.with_overrides(port=running.port))
     have = {name.lower() for name in served} if served is not None else None
-    named = beads.names(town)
+    named = beads.names(town, found.names)
     entries = [
         RigEntry(
             rig.name,

@@ -26,9 +26,9 @@ class Rig(NamedTuple):
     path: Path
 
 
-def is_dolt_database(path: Path) -> bool:
+def is_dolt_database(path: str | os.PathLike[str]) -> bool:
     """A folder holds a Dolt database when it has .dolt/ with a manifest (read-only check)."""
-    return (path / ".dolt" / "noms" / "manifest").is_file()
+    return os.path.isfile(os.path.join(path, ".dolt", "noms", "manifest"))
 
 
 class DataDir(NamedTuple):
@@ -59,9 +59,12 @@ class DataDir(NamedTuple):
         return found
 
 
-def _foreign(path: Path) -> str | None:
-    """Why a rig folder must not be opened by a server of ours: a link inside, or someone else's."""
-    for where in (path, path / ".dolt", path / ".dolt" / "noms"):
+def _foreign(path: str) -> str | None:
+    """Why a rig folder must not be opened by a server of ours: a link inside, or someone else's.
+
+    Plain strings, not Paths: this runs for every rig on every status and list.
+    """
+    for where in (path, os.path.join(path, ".dolt"), os.path.join(path, ".dolt", "noms")):
         try:
             st = os.lstat(where)
         except FileNotFoundError:
@@ -103,22 +106,29 @@ def scan_data_dir(town: Town) -> DataDir:
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        path = Path(entry.path)
         if entry.is_symlink():
-            if RIG_NAME.fullmatch(entry.name) and (is_dolt_database(path) or path.is_dir()):
-                linked.append(path)
+            if RIG_NAME.fullmatch(entry.name) and (is_dolt_database(entry.path) or os.path.isdir(entry.path)):
+                linked.append(Path(entry.path))
             continue
-        if entry.is_dir(follow_symlinks=False) and os.path.lexists(path / ".dolt"):
-            why = _foreign(path)
+        if entry.is_dir(follow_symlinks=False) and os.path.lexists(os.path.join(entry.path, ".dolt")):
+            why = _foreign(entry.path)
             if why is not None:
-                foreign.append((path, why))
-            elif is_dolt_database(path):
-                rigs.append(Rig(entry.name, path))
+                foreign.append((Path(entry.path), why))
+            elif is_dolt_database(entry.path):
+                rigs.append(Rig(entry.name, Path(entry.path)))
     by_case: dict[str, list[str]] = {}
     for rig in rigs:
         by_case.setdefault(rig.name.lower(), []).append(rig.name)
     clashes = tuple(tuple(names) for names in by_case.values() if len(names) > 1)
     return DataDir(tuple(rigs), tuple(linked), tuple(foreign), clashes)
+
+
+def some_of(names: list[str], shown: int = 10) -> str:
+    """Names for one line of text: a town of 1000 rigs gets the first few and a count
+    (`gt-dolt list` and --json give them all)."""
+    if len(names) <= shown + 2:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more"
 
 
 def rigs_on_disk(town: Town) -> list[Rig]:

@@ -13,7 +13,7 @@ from gastown_tasks.ops.errors import ConfigError, RigError
 from gastown_tasks.ops.logfile import LINE_MAX, tail_fd, visible
 from gastown_tasks.ops.onboarding import configured_rigs
 from gastown_tasks.ops.readiness import log_fields, skipped_in_log
-from gastown_tasks.ops.rigs import clashing, is_valid_rig_name, validate_rig_name
+from gastown_tasks.ops.rigs import clashing, is_valid_rig_name, some_of, validate_rig_name
 from gastown_tasks.ops.runfiles import MAX_PID, parse_pid, parse_pid_file, parse_state
 from gastown_tasks.ops.settings import normalize_host, parse_port
 
@@ -182,3 +182,9 @@ def test_the_tail_of_a_huge_line_is_cut(tmp_path: Path) -> None:
 
 def test_visible_shows_control_characters_and_keeps_text() -> None:
     assert visible("a\x1b[2Jb\tc\x07") == "a\\x1b[2Jb\tc\\x07"
+
+
+def test_long_lists_of_rigs_are_cut_to_the_first_few_and_a_count() -> None:
+    assert some_of(["a", "b"]) == "a, b"
+    assert some_of([f"r{i}" for i in range(12)]) == ", ".join(f"r{i}" for i in range(12))
+    assert some_of([f"r{i}" for i in range(1000)]) == ", ".join(f"r{i}" for i in range(10)) + " and 990 more"
