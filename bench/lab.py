@@ -158,8 +158,8 @@ def spawn_bare(lab: Lab, town: BenchTown) -> subprocess.Popen[bytes]:
     )
 
 
-def query_once(port: int, timeout: float = 1.0) -> bool:
-    """One MySQL connect + SELECT 1: does the server answer right now?"""
+def query_once(port: int, timeout: float = 1.0, sql: str = "SELECT 1") -> bool:
+    """One MySQL connect + one query: does the server answer right now?"""
     try:
         conn = pymysql.connect(
             host="127.0.0.1",
@@ -174,12 +174,16 @@ def query_once(port: int, timeout: float = 1.0) -> bool:
         return False
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1")
-            return cur.fetchone() == (1,)
+            cur.execute(sql)
+            return bool(cur.fetchall())
     except pymysql.err.MySQLError:
         return False
     finally:
         conn.close()
+
+
+def show_databases(port: int) -> bool:
+    return query_once(port, timeout=5.0, sql="SHOW DATABASES")
 
 
 def wait_answering(proc: subprocess.Popen[bytes], port: int, timeout: float = 120.0) -> None:

@@ -36,6 +36,7 @@ from lab import (
     make_town,
     port_open,
     query_once,
+    show_databases,
     spawn_bare,
     town_env,
     wait_answering,
@@ -264,8 +265,11 @@ def scale_phase(bench: Bench, running: bool) -> None:
         )
         for town in towns
     ]
+    dolt_alone: dict[int, Series] = {}
     with serving(bench, *towns) if running else nullcontext():
         s = hyper.measure(groups, bench.reps)
+        if running:
+            dolt_alone = {town.rigs: sql_floor(town, bench.reps) for town in towns}
     for cmd in ("status", "list"):
         one = s[f"{cmd}, 1 rig, {state}"]
         for rigs in SCALE_RIGS[1:]:
@@ -277,6 +281,23 @@ def scale_phase(bench: Bench, running: bool) -> None:
                     SCALE_TARGET if rigs == SCALE_RIGS[-1] else None,
                 )
             )
+    for rigs in SCALE_RIGS[1:] if running else ():
+        bench.figures.append(
+            Figure(f"Dolt alone: connect + SHOW DATABASES, {rigs_label(rigs)} vs 1", dolt_alone[rigs], dolt_alone[1])
+        )
+
+
+def sql_floor(town: BenchTown, reps: int) -> Series:
+    """What any client pays the server for `list`: one connect and SHOW DATABASES (Dolt's own cost,
+    which grows with the number of databases)."""
+    series = Series(f"connect + SHOW DATABASES, {rigs_label(town.rigs)}")
+    for _ in range(reps):
+        began = time.perf_counter()
+        if show_databases(town.port):
+            series.samples.append(time.perf_counter() - began)
+        else:
+            series.failures += 1
+    return series
 
 
 # --- what each command imports ---------------------------------------------------------------

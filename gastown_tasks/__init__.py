@@ -25,10 +25,10 @@ def add_dolt(ns: Any, name: str = "dolt") -> None:
     (pyinvoke #736, #782); defaults at the root survive both.  Also makes Invoke's own
     configuration errors (bad YAML, an INVOKE_* value it cannot cast) one line and exit 2.
     """
-    from .tasks import dolt as dolt_tasks
+    from .tasks import dolt
     from .tasks.config import install_config_error_hook, root_defaults
 
-    ns.add_collection(dolt_tasks.ns, name)
+    ns.add_collection(dolt.ns, name)
     ns.configure(root_defaults())
     install_config_error_hook()
 
@@ -38,7 +38,7 @@ install = add_dolt  # the earlier name, kept so existing tasks.py files keep wor
 
 def __getattr__(name: str) -> Any:
     if name == "dolt":
-        from .tasks import dolt as dolt_tasks
+        import importlib
 
-        return dolt_tasks
+        return importlib.import_module(".tasks.dolt", __name__)
     raise AttributeError(f"module 'gastown_tasks' has no attribute {name!r}")

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TownFixture, old_database
-from gastown_tasks.ops import migrate as migration
-from gastown_tasks.ops import server
+from gastown_tasks.ops import migrate, server
 from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.errors import MigrationError
 
@@ -102,7 +101,7 @@ def _force_exdev(monkeypatch: pytest.MonkeyPatch, source: Path) -> None:
             raise OSError(18, "Invalid cross-device link")
         real(src, dst)
 
-    monkeypatch.setattr(migration.os, "rename", rename)
+    monkeypatch.setattr(migrate.os, "rename", rename)
 
 
 def test_cross_filesystem_migration_copies_verifies_and_removes_the_source(
@@ -116,7 +115,7 @@ def test_cross_filesystem_migration_copies_verifies_and_removes_the_source(
         else:
             assert os.stat(source).st_dev != os.stat(t.root).st_dev
         lines: list[str] = []
-        report = migration.migrate(t.town, t.settings, echo=lines.append)
+        report = migrate.migrate_town(t.town, t.settings, echo=lines.append)
         assert [m.rig for m in report.moved] == ["gastown"]
         assert any("another filesystem" in line for line in lines)
         assert not source.exists()
@@ -131,7 +130,7 @@ def test_copy_failure_midway_leaves_the_source_intact_and_no_partial_target(
     t = town
     source = old_database(dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "keep me")])
     before = {p: p.stat().st_size for p in source.rglob("*") if p.is_file()}
-    size = migration.tree_size(source)
+    size = migrate.tree_size(source)
     # A real fault where allowed: .dolt-data on a tmpfs too small for the database, so the rename
     # fails with EXDEV and the copy runs out of space midway.  Elsewhere both are injected.
     with other_filesystem(t.town.data_dir, size=f"{size // 2}") as how:
@@ -139,7 +138,7 @@ def test_copy_failure_midway_leaves_the_source_intact_and_no_partial_target(
             _force_exdev(monkeypatch, source)
             _fail_copy_midway(monkeypatch)
         with pytest.raises(MigrationError, match="the source is untouched"):
-            migration.migrate(t.town, t.settings, echo=lambda line: None)
+            migrate.migrate_town(t.town, t.settings, echo=lambda line: None)
         assert not (t.town.data_dir / "gastown").exists()
         assert not [p for p in t.town.data_dir.iterdir() if p.name.startswith(".migrate-")]
     monkeypatch.undo()
@@ -165,7 +164,7 @@ def _fail_copy_midway(monkeypatch: pytest.MonkeyPatch) -> None:
         return shutil.copy2(src, dst)
 
     monkeypatch.setattr(
-        migration.shutil,
+        migrate.shutil,
         "copytree",
         lambda src, dst, **kw: real_copytree(src, dst, **{**kw, "copy_function": copy_then_fail}),
     )

@@ -20,7 +20,7 @@ from conftest import FAKES, Lines, TownFixture, free_port
 from faultkit import assert_clean, end, gt_dolt_popen, kill_9, wait_until
 from gastown_tasks.ops import health, server
 from gastown_tasks.ops.runfiles import read_pid_file
-from gastown_tasks.ops.watch import Policy, watch
+from gastown_tasks.ops.watch import Policy, supervise
 
 TOWN_TASKS = "from invoke import Collection\nimport gastown_tasks\nns = Collection()\ngastown_tasks.add_dolt(ns)\n"
 
@@ -246,7 +246,7 @@ def test_watch_gives_up_on_a_server_that_keeps_dying(rigged_town: TownFixture) -
     t = rigged_town
     settings = t.settings.with_overrides(binary=str(FAKES / "dolt-fake-dies-at-start"))
     said: list[str] = []
-    code = watch(
+    code = supervise(
         t.town,
         settings,
         0.05,

@@ -28,7 +28,7 @@ def cluster_status(env: Env, json_: bool = False) -> int:
     from ..ops import cluster
 
     _, target = _target(env)
-    state = cluster.read_state(target)  # type: ignore[arg-type]
+    state = cluster.replication_state(target)  # type: ignore[arg-type]
     if json_:
         print(json.dumps(state, indent=2))
     elif not state["role"]:

@@ -6,8 +6,8 @@ from .runner import Env
 
 
 def doctor(env: Env, fix: bool = False, port: str | None = None) -> int:
-    from ..ops import doctor as checkup
     from ..ops import remote
+    from ..ops.doctor import examine
 
     settings = env.settings(port=port)
     if remote.is_remote(settings):
@@ -16,7 +16,7 @@ def doctor(env: Env, fix: bool = False, port: str | None = None) -> int:
             print(check.line())
         return 1 if any(check.level == "fail" for check in checks) else 0
     town = env.town(settings)
-    report = checkup.examine(town, settings, fix=fix)
+    report = examine(town, settings, fix=fix)
     for done in report.fixes:
         print(f"fixed: {done.what}" if done.done else done.what)
     if fix and not report.fixes:

@@ -7,19 +7,19 @@ from .runner import Env
 
 
 def watch(env: Env, interval: str | None = None, once: bool = False) -> int:
-    from ..ops import watch as watching
     from ..ops.remote import refuse_if_remote
+    from ..ops.watch import supervise
 
     town, settings = env.town_and_settings(watch_interval=interval)
     refuse_if_remote(settings, "watch")
-    return watching.watch(town, settings, settings.watch_interval, once=once)
+    return supervise(town, settings, settings.watch_interval, once=once)
 
 
 def backup(env: Env, rig: str | None = None, to: str | None = None) -> int:
-    from ..ops import backup as backups
+    from ..ops.backup import back_up
 
     town, settings = env.town_and_settings()
-    synced = backups.backup(town, settings, rig=rig, to=to)
+    synced = back_up(town, settings, rig=rig, to=to)
     for done in synced:
         print(f"backed up rig {done.rig} to {done.url} through {done.through} in {done.seconds:.2f}s")
     if not synced:
@@ -28,14 +28,14 @@ def backup(env: Env, rig: str | None = None, to: str | None = None) -> int:
 
 
 def restore(env: Env, rig: str | None = None, from_: str | None = None, as_: str | None = None) -> int:
-    from ..ops import backup as backups
+    from ..ops.backup import restore_rig
     from ..ops.remote import refuse_if_remote
 
     if rig is None:
         raise ConfigError("restore needs --rig NAME: the rig whose backup to restore")
     town, settings = env.town_and_settings()
     refuse_if_remote(settings, "restore")
-    done = backups.restore(town, settings, rig, source=from_, name=as_)
+    done = restore_rig(town, settings, rig, source=from_, name=as_)
     when = "served now by the running server" if done.served else "served from the next start"
     print(f"restored rig {done.rig} from {done.url} in {done.seconds:.2f}s ({when})")
     return 0

@@ -61,12 +61,12 @@ def init_rig(env: Env, name: str) -> int:
 
 
 def migrate(env: Env, dry_run: bool = False) -> int:
-    from ..ops import migrate as migration
+    from ..ops.migrate import migrate_town
     from ..ops.remote import refuse_if_remote
 
     town, settings = env.town_and_settings()
     refuse_if_remote(settings, "migrate")
-    report = migration.migrate(town, settings, dry_run=dry_run)
+    report = migrate_town(town, settings, dry_run=dry_run)
     done = len(report.planned if dry_run else report.moved)
     if not (done or report.skipped):
         print("nothing to migrate: no old .beads/dolt/beads databases left")

@@ -90,7 +90,7 @@ def _sync_cli(town: Town, settings: DoltSettings, rig: str, url: str) -> None:
     )
 
 
-def backup(
+def back_up(
     town: Town, settings: DoltSettings, rig: str | None = None, to: str | None = None, echo: Echo = print
 ) -> list[Synced]:
     rigs = scan_data_dir(town).names
@@ -138,7 +138,7 @@ class Restored(NamedTuple):
     seconds: float
 
 
-def restore(
+def restore_rig(
     town: Town, settings: DoltSettings, rig: str, source: str | None = None, name: str | None = None, echo: Echo = print
 ) -> Restored:
     """Restore rig `rig`'s backup into .dolt-data/<name>; refused when that rig exists."""

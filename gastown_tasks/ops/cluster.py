@@ -161,7 +161,7 @@ def user_global_config() -> dict[str, Any]:
 # --- reading a server's cluster state -----------------------------------------------------------
 
 
-def read_state(target: DoltSettings) -> dict[str, Any]:
+def replication_state(target: DoltSettings) -> dict[str, Any]:
     """Role, epoch and Dolt's replication rows of the server at `target`."""
 
     import pymysql
@@ -212,7 +212,7 @@ def peer_target(settings: DoltSettings, peer: Peer) -> DoltSettings:
 def peer_state(settings: DoltSettings, peer: Peer) -> dict[str, Any] | None:
     """The peer's cluster state, or None when it does not answer."""
     try:
-        return read_state(peer_target(settings, peer))
+        return replication_state(peer_target(settings, peer))
     except ClusterError:
         raise
     except GastownError:
@@ -264,7 +264,7 @@ def _assume(target: DoltSettings, role: Role, epoch: int) -> None:
 
 def demote(target: DoltSettings, epoch: int | None, echo: Echo) -> int:
     """This primary becomes a standby (Dolt waits, about 10 s at most, for the standbys to catch up)."""
-    state = read_state(target)
+    state = replication_state(target)
     if state["role"] != "primary":
         raise ClusterError(
             f"this server is {state['role']} at epoch {state['epoch']}, not the primary; nothing to demote"
@@ -285,14 +285,14 @@ def demote(target: DoltSettings, epoch: int | None, echo: Echo) -> int:
         raise ClusterError(
             f"{exc}; this server is still the primary (nothing was lost): bring the standbys back, then demote again"
         ) from None
-    after = read_state(target)
+    after = replication_state(target)
     echo(f"this server is now {after['role']} at epoch {after['epoch']}; the other connections were closed")
     return new_epoch
 
 
 def failover(settings: DoltSettings, target: DoltSettings, config: ClusterConfig, force: bool, echo: Echo) -> int:
     """This standby becomes the primary at an epoch higher than any seen; every step said."""
-    mine = read_state(target)
+    mine = replication_state(target)
     echo(f"this server is {mine['role']} at epoch {mine['epoch']}")
     if mine["role"] == "primary":
         raise ClusterError("this server is already the primary; nothing to fail over")
@@ -325,7 +325,7 @@ def failover(settings: DoltSettings, target: DoltSettings, config: ClusterConfig
         echo("--force: this failover may lose " + "; ".join(losses))
     echo(f"assuming the primary role at epoch {new_epoch}")
     _assume(target, "primary", new_epoch)
-    after = read_state(target)
+    after = replication_state(target)
     if after["role"] != "primary":
         raise ClusterError(f"this server reports {after['role']} at epoch {after['epoch']} after the role change")
     echo(f"this server is now the primary at epoch {after['epoch']}; clients must reconnect")

@@ -52,7 +52,7 @@ def cluster_checks(settings: DoltSettings, seen: Observed) -> list[Check]:
         return [Check("cluster", "ok", "no server running to ask")]
     target = settings.with_overrides(port=seen.running.port)
     try:
-        mine = cluster.read_state(target)
+        mine = cluster.replication_state(target)
         ours = sqlclient.call(target, sqlclient.show_databases, what="list the databases")
     except GastownError as exc:
         return [Check("cluster", "warn", f"cluster state not read: {exc}", "gt-dolt restart")]

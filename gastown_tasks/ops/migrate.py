@@ -219,7 +219,7 @@ class MigrationReport(NamedTuple):
     planned: list[Move]  # dry run only
 
 
-def migrate(
+def migrate_town(
     town: Town,
     settings: DoltSettings,
     *,

@@ -13,7 +13,7 @@ from typing import Any
 from . import sqlclient
 from .discovery import find_running
 from .errors import ConfigError, StartFailed
-from .migrate import migrate, plan_migration
+from .migrate import migrate_town, plan_migration
 from .rigadmin import init_rig
 from .rigs import is_valid_rig_name, rigs_on_disk
 from .server import start, stop
@@ -55,7 +55,7 @@ def migrate_legacy(town: Town, settings: DoltSettings, echo: Echo) -> str:
             "the server-verified step starts it again"
         )
         stop(town, settings, echo=echo)
-    report = migrate(town, settings, echo=echo)
+    report = migrate_town(town, settings, echo=echo)
     return f"ok: migrated {', '.join(move.rig for move in report.moved)}"
 
 

@@ -76,7 +76,7 @@ def latency_ms(settings: DoltSettings) -> float:
 
 
 def remote_status(settings: DoltSettings) -> Status:
-    from .cluster import read_state as read_cluster
+    from .cluster import replication_state
     from .serverstatus import DENIED, RUNNING, STOPPED, Status
 
     notes: list[str] = []
@@ -93,7 +93,7 @@ def remote_status(settings: DoltSettings) -> Status:
     cluster = None
     if served is not None:
         try:
-            state = read_cluster(settings)
+            state = replication_state(settings)
             cluster = state if state.get("role") else None
         except GastownError:
             cluster = None
@@ -140,7 +140,7 @@ def create_rig(settings: DoltSettings, name: str) -> None:
 def checks(settings: DoltSettings) -> list[Any]:
     """doctor for a remote server: reachable, our credentials accepted, latency, its cluster role."""
     from .checks import Check
-    from .cluster import read_state as read_cluster
+    from .cluster import replication_state
     from .health import LATENCY_WARN_MS
 
     found = [Check("server", "ok", f"{settings.address} is remote: managed on its host, used from here")]
@@ -156,7 +156,7 @@ def checks(settings: DoltSettings) -> list[Any]:
     else:
         found.append(Check("latency", "ok", f"{ms:.1f} ms for a query"))
     try:
-        state = read_cluster(settings)
+        state = replication_state(settings)
     except GastownError:
         return found
     if state.get("role"):

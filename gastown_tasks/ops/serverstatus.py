@@ -148,10 +148,10 @@ def status(town: Town, settings: DoltSettings) -> Status:
     notes.extend(backup_notes(town, settings, served if served is not None else on_disk()))
     cluster = None
     if sql == "answering" and settings.cluster:
-        from .cluster import read_state as read_cluster
+        from .cluster import replication_state
 
         try:
-            cluster = read_cluster(target)
+            cluster = replication_state(target)
         except GastownError as exc:
             notes.append(f"cluster state not read: {exc}")
     created = running.create_time() or time.time()

@@ -124,7 +124,7 @@ class Watcher:
         return 0
 
 
-def watch(
+def supervise(
     town: Town,
     settings: DoltSettings,
     interval: float,
