@@ -51,17 +51,25 @@ def _run(args: list[str]) -> int:
         from .commands.runner import quiet_broken_pipe
 
         return quiet_broken_pipe()
-    except OSError as exc:  # e.g. a working folder whose path is longer than PATH_MAX
-        print(
-            f"error: {exc.strerror or exc} ({exc.filename or 'a file'}); cd into your town, then retry"[:2000],
-            file=sys.stderr,
-        )
-        return 1
+    except OSError as exc:
+        return _os_error(exc)
     except BaseException as exc:
         if not interrupted(exc):
             raise
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
+
+
+def _os_error(exc: OSError) -> int:
+    """A bare OSError outside the command's own boundary: a working folder whose path is too long
+    for the system, or the output itself (a full disk behind `>`)."""
+    import contextlib
+
+    from .commands.runner import os_error_line
+
+    with contextlib.suppress(OSError):
+        print(f"error: {os_error_line(exc)}"[:2000], file=sys.stderr)
+    return 1
 
 
 def _fail(message: str, code: int, as_json: bool) -> int:
@@ -95,6 +103,8 @@ def main() -> None:
         from .commands.runner import quiet_broken_pipe
 
         code = code or quiet_broken_pipe()
+    except OSError as exc:
+        code = code or _os_error(exc)
     if "invoke" in sys.modules:  # a project's tasks.py ran: its exit handlers are its own
         sys.exit(code)
     import contextlib

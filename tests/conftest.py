@@ -31,7 +31,7 @@ from gastown_tasks.ops.settings import GT_ENV, DoltSettings, resolve_settings
 from gastown_tasks.ops.town import Town
 
 FAKES = Path(__file__).parent / "fakes"
-GT_DOLT = [sys.executable, "-m", "gastown_tasks"]
+GT_DOLT = [sys.executable, "-P", "-m", "gastown_tasks"]  # -P: the current folder is not on the import path
 GT_VARS = tuple(GT_ENV)
 
 

@@ -4,6 +4,7 @@ remotesapi ports, a primary and a standby, real Dolt servers."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,8 +13,8 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from conftest import GT_DOLT, TownFixture, cleanup_town, free_port, make_town
-from faultkit import assert_clean, kill_9, wait_until
+from conftest import FAKES, GT_DOLT, TownFixture, cleanup_town, first_line, free_port, make_town
+from faultkit import assert_clean, end, kill_9, wait_until
 from gastown_tasks.ops.runfiles import read_pid_file
 
 TOWN_TASKS = "from invoke import Collection\nimport gastown_tasks\nns = Collection()\ngastown_tasks.add_dolt(ns)\n"
@@ -227,6 +228,45 @@ def test_init_rig_on_the_primary_appears_on_the_standby(cluster: tuple[Node, Nod
     refused = b.gt("init-rig", "other")
     assert_clean(refused, 1)
     assert "read only" in refused.stderr
+
+
+@pytest.mark.parametrize("peer", ["a plain Dolt", "refuses our login"])
+def test_failover_never_promotes_past_a_peer_it_cannot_know_even_with_force(
+    tmp_path: Path, dolt_binary: Path, peer: str
+) -> None:
+    """A wrong sql_port (a server that is no member) or another password on the peer is not "the
+    primary is gone": the primary may be alive there."""
+    other = make_town(tmp_path / "other")
+    b = Node(make_town(tmp_path / "b"), "b", free_port())
+    configure(b, "standby", Node(other, "a", free_port()))
+    fake = None
+    try:
+        if peer == "a plain Dolt":
+            other.rig("hq")
+            assert_clean(
+                subprocess.run([*GT_DOLT, "start"], cwd=other.root, env=other.env(), capture_output=True, text=True), 0
+            )
+        else:
+            fake = subprocess.Popen(
+                [sys.executable, str(FAKES / "fake_mysql.py"), str(other.port), str(tmp_path / "capture"), "deny"],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert first_line(fake).strip() == "listening"
+        assert_clean(b.gt("start"), 0)
+        for args in (["failover"], ["failover", "--force"]):
+            done = b.gt(*args)
+            assert done.returncode != 0 and "Traceback" not in done.stderr
+            said = "is not a member of this cluster" if peer == "a plain Dolt" else "refuses our login"
+            assert said in done.stderr, done.stderr
+        assert b.query("SELECT @@GLOBAL.dolt_cluster_role", None) == [("standby",)]
+        line = next(line for line in b.gt("doctor").stdout.splitlines() if line.split()[1:3] == ["cluster", "a:"])
+        assert line.startswith("fail")
+    finally:
+        if fake is not None:
+            end(fake)
+        cleanup_town(other)
+        cleanup_town(b.t)
 
 
 def test_two_servers_bootstrapped_primary_at_one_epoch_fail_doctor(tmp_path: Path, dolt_binary: Path) -> None:

@@ -10,7 +10,10 @@ as Invoke's loader finds it (the nearest entry named tasks.py, of any kind, or a
 and it is used only when nobody but the caller (or root) can change what Invoke would load: the
 project folder and every folder above it, tasks.py, every other .py beside it, invoke.{yaml,yml,
 json,py} and __pycache__/ all belong to the caller or root, and none is writable by group or others
-(a folder above may be, with the sticky bit, as /tmp).  Otherwise the project is ignored with a
+(a folder above may be, with the sticky bit, as /tmp).  So does everything else Python could import
+from the project folder (a folder, .pyc or extension module with an importable name): Invoke puts
+that folder first on Python's path, so a folder named `decimal` or `psutil` there would be imported
+instead of the real module by the code that runs after it.  Otherwise the project is ignored with a
 warning naming what was wrong, as git's safe.directory guards a repository.  The system and user
 Invoke files, which Invoke always reads, must pass the same test, or gt-dolt refuses to run.
 """
@@ -82,6 +85,33 @@ def _loaded_files(folder: Path, candidate: Path) -> Iterator[Path]:
             yield from sorted(cache.iterdir())
 
 
+IMPORTABLE_SUFFIXES = (".py", ".pyc", ".so")
+
+
+def _importable(folder: Path) -> Iterator[Path]:
+    """Entries of `folder` that `import <name>` could find while it is on Python's path."""
+    for entry in sorted(folder.iterdir()):
+        stem, dot, _ = entry.name.partition(".")
+        if not stem.isidentifier():
+            continue
+        if not dot or entry.name.endswith(IMPORTABLE_SUFFIXES):  # a folder (package or namespace), a module
+            yield entry
+
+
+def _import_problem(path: Path) -> str | None:
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symlink"
+    if not _owner_ok(st):
+        return f"it belongs to uid {st.st_uid}, not to you or root"
+    if st.st_mode & WRITABLE_BY_OTHERS:
+        return "others can write it"
+    return None
+
+
 def _untrusted(folder: Path, candidate: Path) -> str | None:
     for above in (folder.parent, *folder.parent.parents):
         why = folder_problem(above, sticky_ok=True)
@@ -99,6 +129,14 @@ def _untrusted(folder: Path, candidate: Path) -> str | None:
             why = file_problem(path)
             if why is not None:
                 return f"{path}: {why}"
+        for holder in {folder, candidate.parent}:
+            for path in _importable(holder):
+                why = _import_problem(path)
+                if why is not None:
+                    return (
+                        f"{path}: {why}, and Python would import from it (Invoke puts {holder} first on "
+                        "the import path): keep the project's tasks.py in a folder only you can change"
+                    )
     except OSError as exc:
         return f"cannot list {folder} ({exc.strerror})"
     return None

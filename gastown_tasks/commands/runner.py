@@ -72,8 +72,11 @@ def quiet_broken_pipe() -> int:
 
 
 def os_error_line(exc: OSError) -> str:
-    where = exc.filename or "a file"
-    return f"{exc.strerror or exc} ({where}); fix that, then retry"
+    """An OSError that no operation turned into a message: one on a named file, or (no name) on the
+    output itself, e.g. a full disk behind `>`."""
+    if exc.filename is None:
+        return f"cannot write the output: {exc.strerror or exc}"
+    return f"{exc.strerror or exc} ({exc.filename}); fix that, then retry"
 
 
 class Visible(io.TextIOBase):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import safefs, sqlclient
-from .backuprecords import RECORD_LIMIT, record
+from .backuprecords import RECORD_LIMIT, record, refuse_planted_record
 from .binary import find_dolt, run_dolt
 from .discovery import find_running
 from .errors import ConfigError, RigError
@@ -51,13 +51,20 @@ class Synced(NamedTuple):
     through: str  # "the server" or "the Dolt CLI"
 
 
-def _ensure_file_target(town: Town, url: str) -> None:
-    if url.startswith("file:///"):
-        target = Path(url[len("file://") :])
-        if town.backup_dir in (target, *target.parents):
-            safefs.ensure_dir(target.parent, root=town.root, mode=0o700)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
+def _ensure_file_target(town: Town, url: str, *, writing: bool = True) -> None:
+    """A backup in the town's own folder is written and read there by path (by Dolt): every folder
+    on the way, and the backup itself, must be ours and closed to other users."""
+    if not url.startswith("file:///"):
+        return
+    target = Path(url[len("file://") :])
+    if town.backup_dir in (target, *target.parents):
+        for folder in reversed([target.parent, *target.parent.parents]):
+            if town.backup_dir in (folder, *folder.parents):
+                safefs.ensure_private_dir(folder, root=town.root)
+        if os.path.lexists(target):
+            safefs.ensure_private_dir(target, root=town.root)
+    elif writing:
+        target.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sync_sql(settings: DoltSettings, rig: str, url: str) -> None:
@@ -103,6 +110,7 @@ def back_up(
         raise ConfigError("--to needs --rig: one URL holds one database")
     url_of = {name: check_url(to) if to else default_url(town, name) for name in rigs}
     with town_lock(town, wait=settings.lock_wait):
+        refuse_planted_record(town)  # before any sync: a backup nobody records is a backup nobody trusts
         running = find_running(town, settings)[0]
         done = []
         for name in rigs:
@@ -153,6 +161,7 @@ def restore_rig(
                 f"rig {target} already exists at {town.rig_dir(taken or target)}; restore it under "
                 "another name (--as NAME), or move the existing one away first"
             )
+        _ensure_file_target(town, url, writing=False)
         running = find_running(town, settings)[0]
         echo(f"restoring {url} into rig {target} ...")
         started = time.monotonic()

@@ -32,6 +32,13 @@ def read_records(town: Town) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def refuse_planted_record(town: Town) -> None:
+    """The record must be a plain file of ours (or missing) before anything is backed up."""
+    what = safefs.describe(records_file(town))
+    if what is not None:
+        raise safefs.unsafe(records_file(town), what)
+
+
 def record(town: Town, rig: str, url: str, seconds: float) -> None:
     data = read_records(town)
     data[rig] = {"url": url, "at": iso_time(), "seconds": round(seconds, 3)}

@@ -61,8 +61,11 @@ def check_binary(settings: DoltSettings) -> Check:
 
 def planted(town: Town) -> list[str]:
     """Run-file positions holding something we never use: a link, FIFO, device, folder, another's file."""
+    from .backuprecords import records_file
+
     paths = [getattr(town, name) for name in RUN_FILES]
-    paths.append(town.state_file.with_name(town.state_file.name + ".corrupt"))
+    paths += [town.state_file.with_name(town.state_file.name + ".corrupt"), town.watch_log, town.watch_lock]
+    paths.append(records_file(town))
     found = []
     for path in paths:
         what = safefs.describe(path)
@@ -105,8 +108,10 @@ def check_daemon(town: Town) -> Check:
 
 
 def _world_writable(path: os.PathLike[str]) -> bool:
+    """A link's own mode means nothing (and chmod would follow it): links are `planted` instead."""
     try:
-        return bool(os.lstat(path).st_mode & stat.S_IWOTH)
+        st = os.lstat(path)
+        return not stat.S_ISLNK(st.st_mode) and bool(st.st_mode & stat.S_IWOTH)
     except OSError:
         return False
 
@@ -274,11 +279,46 @@ def check_rigs(town: Town, settings: DoltSettings, seen: Observed) -> Check:
     return Check("rigs", "ok", f"all served: {some_of(on_disk)}")
 
 
+def check_server_folders(town: Town) -> Check:
+    """The folders the server writes by path besides its data dir (backups, a cluster's Dolt root)
+    are ours and closed to other users, and nothing in the backups folder is a link."""
+    problems: list[tuple[str, str]] = []
+    for folder in (town.backup_dir, town.dolt_root):
+        if not os.path.lexists(folder):
+            continue
+        try:
+            st = os.lstat(folder)
+        except OSError as exc:
+            problems.append((f"cannot read {folder} ({exc.strerror})", f"ls -ld {folder}"))
+            continue
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            problems.append((f"{folder} is not a real folder", f"mv {folder} {folder}.bak"))
+        elif st.st_uid != os.geteuid():
+            problems.append((f"{folder} belongs to uid {st.st_uid}", f"mv {folder} {folder}.bak"))
+        elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            problems.append((f"others can write in {folder}", f"chmod go-w {folder}"))
+        elif folder == town.backup_dir:
+            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                if entry.is_symlink():
+                    problems.append((f"{entry.path} is a symlink", f"rm {entry.path}"))
+                elif entry.stat(follow_symlinks=False).st_uid != os.geteuid():
+                    problems.append((f"{entry.path} is another user's", f"mv {entry.path} {entry.path}.bak"))
+    if problems:
+        return Check(
+            "server folders",
+            "fail",
+            "; ".join(what for what, _ in problems) + " (the server writes there by path)",
+            "; ".join(fix for _, fix in problems),
+        )
+    return Check("server folders", "ok", "backups and cluster root, where present, are yours alone")
+
+
 def local_checks(town: Town, settings: DoltSettings, seen: Observed) -> list[Check]:
     """Every local check, in the order a person would fix things."""
     return [
         check_binary(settings),
         check_daemon(town),
+        check_server_folders(town),
         check_port(settings, seen),
         check_pid_file(town, seen),
         check_state_file(town, seen),

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple
 
 from . import safefs, sqlclient
-from .errors import ClusterError, ConfigError, GastownError
+from .errors import AccessDenied, ClusterError, ConfigError, GastownError, SqlFailure
 from .settings import DoltSettings, normalize_host, parse_port
 from .town import Town
 
@@ -140,7 +140,8 @@ def prepare_root(town: Town, global_config: Mapping[str, Any]) -> dict[str, str]
     Dolt keeps the role and epoch in its config_global.json: never rewritten once it exists.
     """
     config = town.dolt_root / ".dolt" / "config_global.json"
-    safefs.ensure_dir(config.parent, root=town.root, mode=0o700)
+    safefs.ensure_private_dir(town.dolt_root, root=town.root)
+    safefs.ensure_private_dir(config.parent, root=town.root)
     if safefs.read_bytes(config, 1024 * 1024, root=town.root) is None:
         seed = {key: str(value) for key, value in global_config.items() if key in ("user.name", "user.email")}
         seed.update({"metrics.disabled": "true", "versioncheck.disabled": "true"})
@@ -209,14 +210,20 @@ def peer_target(settings: DoltSettings, peer: Peer) -> DoltSettings:
     return settings.with_overrides(host=peer.host, port=peer.sql_port)
 
 
-def peer_state(settings: DoltSettings, peer: Peer) -> dict[str, Any] | None:
-    """The peer's cluster state, or None when it does not answer."""
-    try:
-        return replication_state(peer_target(settings, peer))
-    except ClusterError:
-        raise
-    except GastownError:
-        return None
+MEMBER_ROLES = ("primary", "standby")
+
+
+def peer_state(settings: DoltSettings, peer: Peer) -> dict[str, Any]:
+    """The peer's cluster state; raises AccessDenied or SqlFailure (whose `silent` says nothing
+    answered at all), and ClusterError for a peer that answers but is not a member of the cluster
+    (a wrong sql_port): none of these may be read as "the peer is gone"."""
+    state = replication_state(peer_target(settings, peer))
+    if state["role"] not in MEMBER_ROLES:
+        raise ClusterError(
+            f"peer {peer.name} at {peer.host}:{peer.sql_port} answers but is not a member of this cluster "
+            f"(its role: {state['role'] or 'none'}): check its sql_port in dolt.cluster, and its own cluster config"
+        )
+    return state
 
 
 def peer_databases(settings: DoltSettings, peer: Peer) -> list[str]:
@@ -299,10 +306,22 @@ def failover(settings: DoltSettings, target: DoltSettings, config: ClusterConfig
     highest = int(mine["epoch"] or 0)
     losses: list[str] = []
     for peer in config.peers:
-        state = peer_state(settings, peer)
-        if state is None:
-            echo(f"peer {peer.name} ({peer.host}:{peer.sql_port}) does not answer")
-            losses.append(f"whatever {peer.name} had not replicated before it went away")
+        where = f"{peer.host}:{peer.sql_port}"
+        try:
+            state = peer_state(settings, peer)
+        except AccessDenied as exc:
+            raise ClusterError(
+                f"peer {peer.name} ({where}) answers but refuses our login ({exc}): it is alive and may still be "
+                "the primary, so not even --force promotes this server; give both servers the same "
+                "dolt.password (or stop that one on its host), then fail over"
+            ) from None
+        except SqlFailure as exc:
+            if exc.silent:
+                echo(f"peer {peer.name} ({where}) does not answer")
+                losses.append(f"whatever {peer.name} had not replicated before it went away")
+            else:
+                echo(f"peer {peer.name} ({where}) answers but cannot be read: {exc}")
+                losses.append(f"whatever {peer.name} had not replicated (it may be alive and the primary)")
             continue
         highest = max(highest, int(state["epoch"] or 0))
         echo(f"peer {peer.name} is {state['role']} at epoch {state['epoch']}")

@@ -15,7 +15,7 @@ from . import backuprecords, cluster, health, safefs, sqlclient
 from .beads_doctor import beads_checks, fix_beads
 from .checks import Check, Fix, local_checks
 from .discovery import Observed, mark_stopped, observe, record_running
-from .errors import GastownError
+from .errors import AccessDenied, GastownError, SqlFailure
 from .locking import town_lock
 from .rigs import scan_data_dir, some_of
 from .runfiles import STATE_FILE_LIMIT, State, iso_time, remove_run_file, write_state
@@ -61,18 +61,23 @@ def cluster_checks(settings: DoltSettings, seen: Observed) -> list[Check]:
     for peer in config.peers:
         try:
             state = cluster.peer_state(settings, peer)
-        except GastownError as exc:
-            checks.append(Check(f"cluster {peer.name}", "warn", str(exc)))
+        except SqlFailure as exc:
+            fix = "start it on its host (writes are not replicated meanwhile)" if exc.silent else None
+            said = f"{peer.host}:{peer.sql_port} does not answer" if exc.silent else str(exc)
+            checks.append(Check(f"cluster {peer.name}", "warn", said, fix))
             continue
-        if state is None:
+        except AccessDenied as exc:
             checks.append(
                 Check(
                     f"cluster {peer.name}",
-                    "warn",
-                    f"{peer.host}:{peer.sql_port} does not answer",
-                    "start it on its host (writes are not replicated meanwhile)",
+                    "fail",
+                    f"it answers but refuses our login ({exc}); it is alive: never fail over past it",
+                    "give both servers the same dolt.password",
                 )
             )
+            continue
+        except GastownError as exc:
+            checks.append(Check(f"cluster {peer.name}", "fail", str(exc)))
             continue
         if state["role"] == "primary":
             primaries.append((peer.name, state["epoch"]))

@@ -127,7 +127,16 @@ class FileFailure(GastownError):
 
 
 class SqlFailure(GastownError):
-    """The server answered with an error, timed out, or does not answer."""
+    """The server answered with an error, timed out, or does not answer (`kind` says which)."""
+
+    def __init__(self, message: str, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    @property
+    def silent(self) -> bool:
+        """Nothing answered at all: the server (or its host) may be gone, not merely busy."""
+        return self.kind in ("refused", "unreachable")
 
 
 class RemoteServer(GastownError):

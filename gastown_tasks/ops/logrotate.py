@@ -73,7 +73,10 @@ def rotate(town: Town, keep: int) -> str | None:
     """Compress dolt.log into dolt.log.1.gz (keeping `keep` of them) and truncate it; what was done.
 
     The compressed copy is on disk (fsynced) before the log is truncated, and it is only ever
-    renamed into place, never deleted: a failure at any step loses no line.
+    renamed into place, never deleted: a failure at any step loses no line.  A running server's
+    line written between the last read and the truncate is lost: Dolt cannot be asked to reopen
+    its log, so copy-and-truncate cannot close that window (the rotation at start, before the
+    server runs, loses nothing).
     """
     staging = town.daemon_dir / f".{town.log_file.name}.rotating.gz"
     recovered = _recover(town, staging)

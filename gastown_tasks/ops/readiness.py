@@ -12,15 +12,19 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import sqlclient
-from .errors import StartFailed
+from .errors import PortInUse, StartFailed
 from .logfile import last_lines, read_since
 from .polling import poll_until
 from .settings import DoltSettings
 from .town import Town
+
+if TYPE_CHECKING:
+    import socket
 
 LOG_TAIL_LINES = 20
 
@@ -77,6 +81,48 @@ def skipped_rigs(town: Town, offset: int, missing: list[str], dolt: str = "dolt"
     )
 
 
+SERVER_ERROR_GRACE = 1.0  # seconds the server may answer logins with an error before a start gives up
+SERVER_ERROR_PAUSE = 0.05  # between logins the server answered with an error
+
+
+def prove_listener(child: subprocess.Popen[bytes], settings: DoltSettings, sock: socket.socket) -> None:
+    """Whatever accepted our connection must be the server just started, before it is sent our
+    login: another user could bind the port between the preflight and Dolt's own bind, ask for the
+    password in clear text, and answer like Dolt while Dolt dies on the taken port."""
+    import psutil
+
+    from . import procs
+
+    try:
+        listening = settings.port in procs.listening_ports(psutil.Process(child.pid))
+    except psutil.Error:
+        listening = False  # it exited: the next poll says so, with its log
+    if listening:
+        return
+    sock.close()
+    if child.poll() is not None:
+        raise StartFailed(
+            f"dolt sql-server exited with code {child.returncode} before it was ready; "
+            "the log lines below say why: fix that, then start again"
+        )
+    holders = [h.describe() for h in procs.port_holders(settings.host, settings.port) if h.pid != child.pid]
+    raise PortInUse.held(settings.port, ", ".join(holders) or "a process this user cannot see")
+
+
+def refuses_every_login(seen: dict[str, Any], exc: BaseException) -> None:
+    """A server that answers every login with an error (a bad setting in dolt.server) is not slow:
+    after a second of it, the start ends with the server's own words."""
+    now = time.monotonic()
+    if seen["erring"] is None:
+        seen["erring"] = now
+    elif now - seen["erring"] > SERVER_ERROR_GRACE:
+        raise StartFailed(
+            f"dolt sql-server answers but fails every login: {sqlclient.message_of(exc)}; fix that "
+            "(the log lines below say more), then start again"
+        )
+    time.sleep(SERVER_ERROR_PAUSE)
+
+
 def wait_ready(
     child: subprocess.Popen[bytes],
     settings: DoltSettings,
@@ -92,7 +138,7 @@ def wait_ready(
     """
     import pymysql
 
-    seen: dict[str, Any] = {"conn": None, "served": [], "answered": False}
+    seen: dict[str, Any] = {"conn": None, "served": [], "answered": False, "ours": False, "erring": None}
 
     def drop() -> None:
         if seen["conn"] is not None:
@@ -112,14 +158,20 @@ def wait_ready(
                 sock = sqlclient.open_socket(settings, timeout=wait)
                 if sock is None:
                     return None  # not listening yet
+                if not seen["ours"]:
+                    prove_listener(child, settings, sock)
+                    seen["ours"] = True
                 seen["conn"] = sqlclient.connect(settings, timeout=wait, sock=sock)
             served = sqlclient.show_databases(seen["conn"])
         except pymysql.err.MySQLError as exc:
             drop()
-            if sqlclient.classify(exc) == "denied":
+            kind = sqlclient.classify(exc)
+            if kind == "denied":
                 raise sqlclient.denied(settings, exc) from None
+            if kind == "error":
+                refuses_every_login(seen, exc)
             return None
-        seen["served"], seen["answered"] = served, True
+        seen["served"], seen["answered"], seen["erring"] = served, True, None
         lacking = sqlclient.missing(rigs, served)
         if not lacking:
             return (served,)

@@ -52,7 +52,7 @@ def is_remote(settings: DoltSettings) -> bool:
     except ValueError:
         try:
             candidates = list({str(info[4][0]) for info in socket.getaddrinfo(settings.host, None)})
-        except OSError:
+        except (OSError, UnicodeError):
             return True  # a name that does not resolve is not this machine
     return not any(_is_local_ip(candidate, local) for candidate in candidates)
 

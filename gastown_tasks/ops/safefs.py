@@ -164,6 +164,24 @@ def _dir_problem(fd: int, part: str, here: Path, exc: OSError) -> Exception:
     return failure(exc, here, "open the folder")
 
 
+def ensure_private_dir(path: Path, *, root: Path | None = None, mode: int = 0o700) -> None:
+    """A real folder of ours that no other user can write in (made with `mode` when missing): the
+    Dolt server writes there by path, so whoever could rename entries in it could send those
+    writes through a link of theirs."""
+    with open_dir(path, root=root, create=True, mode=mode) as fd:
+        st = os.fstat(fd)
+    if st.st_uid != os.geteuid():
+        raise UnsafeFolder(
+            f"{path} belongs to uid {st.st_uid}, not to you: the server would write there by path; "
+            f"move it aside (mv {path} {path}.bak), then retry"
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeFolder(
+            f"{path} is writable by other users, who could swap what the server writes there for a link; "
+            f"chmod go-w {path}, then retry"
+        )
+
+
 def require_dir(path: Path, *, root: Path | None = None) -> None:
     """`path` is a real folder (not a link, not a file) reached without following links."""
     with open_dir(path, root=root):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -90,12 +91,23 @@ def parse_bool(value: Any) -> bool | None:
     }.get(text)
 
 
+HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
 def normalize_host(value: Any) -> str | None:
-    """An address to listen on or connect to: `localhost` is 127.0.0.1 (no unix socket in /tmp)."""
+    """An address to listen on or connect to: an IP address, or a host name whose every label is
+    1-63 letters, digits, '-' or '_' (what the resolver takes; `localhost` is 127.0.0.1, so that
+    Dolt makes no unix socket in /tmp)."""
     host = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not host or any(ch.isspace() or ch in "/@?#" for ch in host) or len(host) > 253:
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    host = host[:-1] if host.endswith(".") else host  # the root label: "localhost." is localhost
+    if not host or len(host) > 253 or not all(HOST_LABEL.fullmatch(label) for label in host.split(".")):
         return None
     return LOOPBACK_NAMES.get(host.lower(), host)
 
@@ -138,9 +150,11 @@ class DoltSettings(NamedTuple):
     @property
     def is_loopback(self) -> bool:
         try:
-            return ipaddress.ip_address(self.host).is_loopback
+            ip = ipaddress.ip_address(self.host)
         except ValueError:
             return False
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None  # ::ffff:127.0.0.1
+        return ip.is_loopback or bool(mapped and mapped.is_loopback)
 
     @property
     def lock_wait(self) -> float:

@@ -21,11 +21,34 @@ if TYPE_CHECKING:
     import pymysql
 
 T = TypeVar("T")
-Kind = Literal["denied", "refused", "timeout", "error"]
+Kind = Literal["denied", "refused", "unreachable", "timeout", "error"]
 
 ACCESS_DENIED = 1045
 CANT_CONNECT = 2003
+AUTH_PLUGIN_REFUSED = 2059  # CR_AUTH_PLUGIN_CANNOT_LOAD
 LOST = (2006, 2013)
+
+
+class RefusePlainPassword:
+    """PyMySQL's handler for the auth plugins that send the password as it is (mysql_clear_password,
+    dialog): on a connection without TLS, a server that asks for them is not a Dolt of ours."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def authenticate(self, packet: Any) -> Any:
+        import pymysql
+
+        raise pymysql.err.OperationalError(
+            AUTH_PLUGIN_REFUSED,
+            "the server asked for the password in clear text over an unencrypted connection; it was not sent",
+        )
+
+
+PLAIN_PASSWORD_PLUGINS: dict[str, Callable[[Any], Any]] = {
+    "mysql_clear_password": RefusePlainPassword,
+    "dialog": RefusePlainPassword,
+}
 
 
 def connect(
@@ -56,6 +79,7 @@ def connect(
         autocommit=True,
         ssl_disabled=True,  # loopback by default; PyMySQL would build a TLS context per connect (~20 ms)
         defer_connect=True,
+        auth_plugin_map=PLAIN_PASSWORD_PLUGINS,
     )
     try:
         conn.connect(sock)
@@ -81,7 +105,7 @@ def classify(exc: BaseException) -> Kind:
         return "denied"
     if code == CANT_CONNECT:
         text = str(exc.args[-1]).lower()
-        return "timeout" if "timed out" in text else "refused"
+        return "unreachable" if "timed out" in text else "refused"
     if code in LOST or isinstance(exc, TimeoutError):
         return "timeout"
     return "error"
@@ -118,15 +142,17 @@ def failure(settings: DoltSettings, exc: BaseException, what: str) -> AccessDeni
     if kind == "denied":
         return denied(settings, exc)
     if kind == "refused":
-        return SqlFailure(
-            f"cannot {what}: nothing answers on {settings.address}; is the server running? check with: gt-dolt status"
+        said = f"nothing answers on {settings.address}; is the server running? check with: gt-dolt status"
+    elif kind == "unreachable":
+        said = f"{settings.address} accepts no connection in time; its host may be down or unreachable"
+    elif kind == "timeout":
+        said = (
+            f"the server on {settings.address} does not answer in time ({message_of(exc)}); it may be frozen "
+            "or overloaded: see gt-dolt doctor"
         )
-    if kind == "timeout":
-        return SqlFailure(
-            f"cannot {what}: the server on {settings.address} does not answer in time "
-            f"({message_of(exc)}); it may be frozen or overloaded: see gt-dolt doctor"
-        )
-    return SqlFailure(f"cannot {what}: the server said: {message_of(exc)}")
+    else:
+        said = f"the server said: {message_of(exc)}"
+    return SqlFailure(f"cannot {what}: {said}", kind=kind)
 
 
 def show_databases(conn: Any) -> list[str]:

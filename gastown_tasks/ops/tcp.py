@@ -16,7 +16,10 @@ def connect(host: str, port: int, timeout: float) -> socket.socket:
     try:
         family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     except ValueError:
-        sock = socket.create_connection((host, port), timeout=max(timeout, 0.001))
+        try:
+            sock = socket.create_connection((host, port), timeout=max(timeout, 0.001))
+        except UnicodeError:  # a name the resolver cannot encode (settings refuse them; be sure)
+            raise OSError(f"cannot resolve {host!r}") from None
     else:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:

@@ -8,10 +8,16 @@ Modes:
   never-ready      stay alive, never listen
   ignores-sigterm  listen on --port (plain TCP, no MySQL) and ignore SIGTERM
   old-version      answer `dolt version` with a version other than the pinned one
+  port-thief       never listen, but start a fake MySQL server (fake_mysql.py) on the port from
+                   the config, as another user would who binds it first; it records what it is
+                   sent in $FAKE_MYSQL_CAPTURE
 """
 
+import os
+import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -49,5 +55,20 @@ if mode == "ignores-sigterm":
     while True:
         conn, _ = server.accept()
         conn.close()
+
+if mode == "port-thief":
+    with open(flag("--config")) as config:
+        port = re.search(r"^\s+port: (\d+)", config.read(), re.M).group(1)
+    fake_mysql = os.path.join(os.path.dirname(__file__), "fake_mysql.py")
+    thief = subprocess.Popen(
+        ["python3", fake_mysql, port, os.environ["FAKE_MYSQL_CAPTURE"]],  # sys.executable is this wrapper
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    thief.stdout.readline()  # "listening"
+    print(f"fake dolt: port {port} taken by pid {thief.pid}; never listening", flush=True)
+    while True:
+        time.sleep(3600)
 
 sys.exit(f"unknown fake mode {mode}")

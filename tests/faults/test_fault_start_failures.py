@@ -85,6 +85,23 @@ def test_real_dolt_that_refuses_a_config_value_fails_the_start_with_dolts_reason
     assert_nothing_left(t)
 
 
+def test_a_server_that_fails_every_login_ends_the_start_with_its_own_words_not_the_timeout(
+    rigged_town: TownFixture,
+) -> None:
+    """A setting Dolt accepts at start but applies at every login (a session variable it refuses)."""
+    t = rigged_town
+    (t.root / "tasks.py").write_text(TOWN_TASKS)
+    (t.root / "invoke.yaml").write_text(
+        "dolt:\n  server:\n    user_session_vars:\n      - name: root\n        vars:\n          secure_file_priv: /\n"
+    )
+    done = t.gt_dolt("start", "--timeout", "30")
+    assert_clean(done, 1)
+    assert "answers but fails every login" in done.stderr and "secure_file_priv" in done.stderr
+    assert "raise dolt.start_timeout" not in done.stderr
+    assert done.stderr.count("\n") < 40  # one message and the log tail, not a flood
+    assert_nothing_left(t)
+
+
 def test_dolt_that_dies_at_start_fails_with_log_tail_and_no_pid_file(rigged_town: TownFixture) -> None:
     """A bad flag or a crash at start, via the named FAKE (dies-at-start)."""
     t = rigged_town

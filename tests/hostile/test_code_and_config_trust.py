@@ -10,6 +10,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,35 @@ def test_a_tasks_py_others_could_change_is_not_run(rigged_town: TownFixture, tmp
     done = run(t, folder, "status")
     assert_clean(done, 3)
     assert "not loading the project in" in done.stderr
+    assert not marker.exists()
+
+
+@root_only
+@pytest.mark.parametrize("planted", ["psutil/__init__.py", "decimal.py"])
+def test_a_module_another_user_owns_beside_a_trusted_tasks_py_is_never_imported(
+    rigged_town: TownFixture, tmp_path: Path, planted: str
+) -> None:
+    """Invoke puts the project folder first on Python's path: a folder or module there named like
+    one gt-dolt imports later would run in its place, as the caller (root here)."""
+    t = rigged_town
+    marker = tmp_path / "ran"
+    (t.root / "tasks.py").write_text(
+        "from invoke import Collection\nimport gastown_tasks\nns = Collection()\ngastown_tasks.add_dolt(ns)\n"
+    )
+    path = t.root / planted
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    for owned in {path, path.parent} - {t.root}:
+        os.chown(owned, NOBODY, NOBODY)
+    gt_dolt = Path(sys.executable).parent / "gt-dolt"  # the console script: no current folder on the path
+    t.gt_dolt("start").check_returncode()
+    for command in ("status", "list", "stop"):
+        done = subprocess.run(
+            [str(gt_dolt), command], cwd=t.root, env=t.env(), capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert "not loading the project in" in done.stderr
+        assert f"{t.root / planted.split('/')[0]}: it belongs to uid {NOBODY}" in done.stderr
     assert not marker.exists()
 
 

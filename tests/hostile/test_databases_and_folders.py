@@ -172,3 +172,28 @@ def test_the_servers_files_are_private_even_under_umask_0(rigged_town: TownFixtu
 
     writable = [p for p in t.town.data_dir.rglob("*") if not p.is_symlink() and p.stat().st_mode & 0o002]
     assert [str(p) for p in writable if reachable(p)] == []  # Dolt makes some files 0666; none is reachable
+
+
+@root_only
+@pytest.mark.parametrize("running", [True, False], ids=["running", "stopped"])
+@pytest.mark.parametrize("planted", ["others-folder", "link-inside"])
+def test_backups_are_never_written_through_a_folder_or_link_another_user_planted(
+    rigged_town: TownFixture, tmp_path: Path, running: bool, planted: str
+) -> None:
+    """The server writes backups by path as the caller: .dolt-backup and what is in it must be ours."""
+    t = rigged_town
+    loot = tmp_path / "loot"
+    loot.mkdir()
+    t.town.backup_dir.mkdir(mode=0o777)
+    t.town.backup_dir.chmod(0o777)
+    if planted == "others-folder":
+        os.chown(t.town.backup_dir, NOBODY, NOBODY)
+    (t.town.backup_dir / "hq").symlink_to(loot)
+    if running:
+        server.start(t.town, t.settings)
+    done = t.gt_dolt("backup")
+    assert_clean(done, 1)
+    assert str(t.town.backup_dir) in done.stderr
+    assert list(loot.iterdir()) == []
+    check = next(line for line in t.gt_dolt("doctor").stdout.splitlines() if "server folders" in line)
+    assert check.startswith("fail") and str(t.town.backup_dir) in check

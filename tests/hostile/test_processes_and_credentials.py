@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +17,9 @@ import psutil
 import pymysql
 import pytest
 
-from conftest import FAKES, TownFixture, first_line
+from conftest import FAKES, TownFixture, first_line, free_port
 from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, end, gt_dolt_popen, wait_until
-from gastown_tasks.ops import server
+from gastown_tasks.ops import server, sqlclient
 from gastown_tasks.ops.runfiles import read_pid_file, read_state
 
 pytestmark = pytest.mark.hostile
@@ -212,5 +214,50 @@ def test_an_interrupted_stop_leaves_files_that_match_what_runs(rigged_town: Town
         status = t.gt_dolt("status")
         assert_clean(status, 0)
         assert f"pid {fake.pid}" in status.stdout
+    finally:
+        end(fake)
+
+
+def test_a_listener_that_takes_the_port_while_dolt_starts_is_never_sent_the_login(
+    rigged_town: TownFixture, tmp_path: Path
+) -> None:
+    """Another user can bind the port between the preflight and Dolt's own bind and ask for the
+    password in clear text; start proves the listener is the server it launched before it logs in."""
+    t = rigged_town
+    capture = tmp_path / "captured"
+    done = t.gt_dolt(
+        "start",
+        "--timeout",
+        "20",
+        INVOKE_DOLT_BINARY=str(FAKES / "dolt-fake-port-thief"),
+        GT_DOLT_PASSWORD="s3cret",
+        FAKE_MYSQL_CAPTURE=str(capture),
+    )
+    try:
+        assert_clean(done, 1)
+        assert f"port {t.port} is in use by pid" in done.stderr and "fake_mysql.py" in done.stderr
+        assert not capture.exists() or b"s3cret" not in capture.read_bytes()
+        assert t.servers() == [] and not read_state(t.town).running
+    finally:
+        for proc in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if any(arg.endswith("fake_mysql.py") for arg in proc.cmdline()[:2]):
+                    proc.kill()
+
+
+def test_a_server_asking_for_the_password_in_clear_text_is_not_sent_it(
+    rigged_town: TownFixture, tmp_path: Path
+) -> None:
+    capture = tmp_path / "captured"
+    port = free_port()
+    fake = subprocess.Popen(
+        [sys.executable, str(FAKES / "fake_mysql.py"), str(port), str(capture)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert first_line(fake).strip() == "listening"
+        settings = rigged_town.settings.with_overrides(port=port, password="s3cret")
+        with pytest.raises(pymysql.err.OperationalError, match="clear text"):
+            sqlclient.connect(settings)
+        assert b"s3cret" not in capture.read_bytes()
     finally:
         end(fake)

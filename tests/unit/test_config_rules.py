@@ -122,7 +122,7 @@ def test_invoke_configuration_sources_are_found_without_invoke(tmp_path: Path) -
     [
         (pymysql.err.OperationalError(1045, "Access denied for user 'root'"), "denied"),
         (pymysql.err.OperationalError(2003, "Can't connect to MySQL server (Connection refused)"), "refused"),
-        (pymysql.err.OperationalError(2003, "Can't connect to MySQL server (timed out)"), "timeout"),
+        (pymysql.err.OperationalError(2003, "Can't connect to MySQL server (timed out)"), "unreachable"),
         (pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"), "timeout"),
         (pymysql.err.ProgrammingError(1064, "You have an error in your SQL syntax"), "error"),
     ],

@@ -15,7 +15,7 @@ from gastown_tasks.ops.onboarding import configured_rigs
 from gastown_tasks.ops.readiness import log_fields, skipped_in_log
 from gastown_tasks.ops.rigs import clashing, is_valid_rig_name, some_of, validate_rig_name
 from gastown_tasks.ops.runfiles import MAX_PID, parse_pid, parse_pid_file, parse_state
-from gastown_tasks.ops.settings import normalize_host, parse_port
+from gastown_tasks.ops.settings import normalize_host, parse_port, resolve_settings
 
 PID_FILES = {
     b"4242\n": 4242,
@@ -188,3 +188,13 @@ def test_long_lists_of_rigs_are_cut_to_the_first_few_and_a_count() -> None:
     assert some_of(["a", "b"]) == "a, b"
     assert some_of([f"r{i}" for i in range(12)]) == ", ".join(f"r{i}" for i in range(12))
     assert some_of([f"r{i}" for i in range(1000)]) == ", ".join(f"r{i}" for i in range(10)) + " and 990 more"
+
+
+@pytest.mark.parametrize("host", ["a..b", "a" * 64 + ".example", "-bad.example", "bad-.example", ".", "a b"])
+def test_host_names_the_resolver_cannot_take_are_refused(host: str) -> None:
+    assert normalize_host(host) is None
+
+
+def test_local_spellings_of_loopback_are_loopback() -> None:
+    for host in ("localhost.", "::ffff:127.0.0.1", "[::1]", "LOCALHOST"):
+        assert resolve_settings({"host": host}).is_loopback, host
