@@ -28,7 +28,7 @@ from .cluster import prepare_root, user_global_config
 from .discovery import Record, mark_stopped, state_of
 from .errors import ConfigError, GastownError, NoRigs, NotOurs, StartFailed, UnsafeFile
 from .health import disk_bytes
-from .logfile import file_size
+from .logfile import file_size, read_since
 from .readiness import damaged_rig_hint, log_tail, skipped_rigs, wait_ready
 from .rigs import scan_data_dir
 from .runfiles import ensure_daemon_dir, iso_time, read_pid_file, remove_run_file, write_pid_file, write_state
@@ -259,6 +259,7 @@ def launch(
             plan.rigs,
             timeout,
             lambda missing: skipped_rigs(town, log_offset, missing, dolt_command_hint(plan.dolt.path)),
+            lambda: read_since(town.log_file, log_offset, root=town.root),
         )
         record = Record(
             pid=child.pid,

@@ -85,28 +85,46 @@ SERVER_ERROR_GRACE = 1.0  # seconds the server may answer logins with an error b
 SERVER_ERROR_PAUSE = 0.05  # between logins the server answered with an error
 
 
-def prove_listener(child: subprocess.Popen[bytes], settings: DoltSettings, sock: socket.socket) -> None:
+READY_LINE = "Server ready. Accepting connections."  # Dolt logs it once its SQL listener is bound
+LOGS_READY_LINE = ("trace", "debug", "info")  # the levels at which Dolt writes that line
+ANNOUNCE_GRACE = 1.0  # seconds the port may answer before the line is written, then the sockets are asked
+
+
+def holds_port(
+    child: subprocess.Popen[bytes],
+    settings: DoltSettings,
+    sock: socket.socket,
+    said: Callable[[], str],
+    answering_for: float,
+) -> bool:
     """Whatever accepted our connection must be the server just started, before it is sent our
     login: another user could bind the port between the preflight and Dolt's own bind, ask for the
-    password in clear text, and answer like Dolt while Dolt dies on the taken port."""
+    password in clear text, and answer like Dolt while Dolt dies on the taken port.
+
+    Dolt's own log (ours alone, 0600) says when its listener is bound; at quieter log levels, or
+    when the port has answered for a while without that line, the child's sockets are asked
+    instead (a scan of the machine's sockets, ~10 ms).  False closes the socket: not proven yet,
+    ask again.
+    """
+    if READY_LINE in said():
+        return True
+    if settings.log_level in LOGS_READY_LINE and answering_for < ANNOUNCE_GRACE:
+        sock.close()  # bound but not announced yet, or another process's port: the child will say
+        return False
     import psutil
 
     from . import procs
 
     try:
-        listening = settings.port in procs.listening_ports(psutil.Process(child.pid))
+        if settings.port in procs.listening_ports(psutil.Process(child.pid)):
+            return True
     except psutil.Error:
-        listening = False  # it exited: the next poll says so, with its log
-    if listening:
-        return
+        pass  # it exited: the next poll says so, with its log
     sock.close()
-    if child.poll() is not None:
-        raise StartFailed(
-            f"dolt sql-server exited with code {child.returncode} before it was ready; "
-            "the log lines below say why: fix that, then start again"
-        )
-    holders = [h.describe() for h in procs.port_holders(settings.host, settings.port) if h.pid != child.pid]
-    raise PortInUse.held(settings.port, ", ".join(holders) or "a process this user cannot see")
+    if child.poll() is None:
+        holders = [h.describe() for h in procs.port_holders(settings.host, settings.port) if h.pid != child.pid]
+        raise PortInUse.held(settings.port, ", ".join(holders) or "a process this user cannot see")
+    return False
 
 
 def refuses_every_login(seen: dict[str, Any], exc: BaseException) -> None:
@@ -129,6 +147,7 @@ def wait_ready(
     rigs: list[str],
     timeout: float,
     skipped: Callable[[list[str]], str | None] | None = None,
+    said: Callable[[], str] = lambda: "",
 ) -> list[str]:
     """Poll until the server answers SQL and lists every rig; the served databases.
 
@@ -138,7 +157,14 @@ def wait_ready(
     """
     import pymysql
 
-    seen: dict[str, Any] = {"conn": None, "served": [], "answered": False, "ours": False, "erring": None}
+    seen: dict[str, Any] = {
+        "conn": None,
+        "served": [],
+        "answered": False,
+        "ours": False,  # the listener is proven to be the child
+        "answering": None,  # when the port first accepted a connection
+        "erring": None,  # when the server first answered a login with an error
+    }
 
     def drop() -> None:
         if seen["conn"] is not None:
@@ -159,7 +185,9 @@ def wait_ready(
                 if sock is None:
                     return None  # not listening yet
                 if not seen["ours"]:
-                    prove_listener(child, settings, sock)
+                    first = seen["answering"] = seen["answering"] or time.monotonic()
+                    if not holds_port(child, settings, sock, said, time.monotonic() - first):
+                        return None
                     seen["ours"] = True
                 seen["conn"] = sqlclient.connect(settings, timeout=wait, sock=sock)
             served = sqlclient.show_databases(seen["conn"])

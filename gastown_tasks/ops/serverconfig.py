@@ -24,11 +24,13 @@ Defaults, each chosen for a town of many agents:
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Mapping
 from typing import Any
 
 from . import safefs
-from .errors import ConfigError
+from .errors import ConfigError, GastownError
 from .settings import DoltSettings
 from .town import Town
 
@@ -227,5 +229,13 @@ def to_yaml(value: Any, indent: int = 0) -> str:
 
 
 def write_config(town: Town, tree: Mapping[str, Any]) -> None:
+    """Write the config each start would run with; an identical file of ours is left as it is."""
     text = "# Written by gastown-tasks at every start; edit dolt.server in invoke.yaml instead.\n"
-    safefs.write_atomic(town.config_file, (text + to_yaml(tree) + "\n").encode(), mode=CONFIG_MODE, root=town.root)
+    data = (text + to_yaml(tree) + "\n").encode()
+    try:
+        same = safefs.read_bytes(town.config_file, len(data) + 1, root=town.root) == data
+        if same and stat.S_IMODE(os.lstat(town.config_file).st_mode) == CONFIG_MODE:
+            return
+    except (GastownError, OSError):
+        pass  # planted, unreadable: the atomic write below replaces it (or says why it cannot)
+    safefs.write_atomic(town.config_file, data, mode=CONFIG_MODE, root=town.root)

@@ -218,8 +218,11 @@ def test_an_interrupted_stop_leaves_files_that_match_what_runs(rigged_town: Town
         end(fake)
 
 
+@pytest.mark.parametrize(
+    "level", ["info", "warning"]
+)  # Dolt says it listens at info; at warning, its sockets are asked
 def test_a_listener_that_takes_the_port_while_dolt_starts_is_never_sent_the_login(
-    rigged_town: TownFixture, tmp_path: Path
+    rigged_town: TownFixture, tmp_path: Path, level: str
 ) -> None:
     """Another user can bind the port between the preflight and Dolt's own bind and ask for the
     password in clear text; start proves the listener is the server it launched before it logs in."""
@@ -231,6 +234,7 @@ def test_a_listener_that_takes_the_port_while_dolt_starts_is_never_sent_the_logi
         "20",
         INVOKE_DOLT_BINARY=str(FAKES / "dolt-fake-port-thief"),
         GT_DOLT_PASSWORD="s3cret",
+        GT_DOLT_LOGLEVEL=level,
         FAKE_MYSQL_CAPTURE=str(capture),
     )
     try:
