@@ -39,15 +39,16 @@ def _owner_ok(st: os.stat_result) -> bool:
     return st.st_uid in (os.geteuid(), 0)
 
 
-def file_problem(path: Path) -> str | None:
-    """Why Invoke must not read or run `path` for us; None when only we (or root) can change it."""
+def file_problem(path: Path, *, regular: bool = True) -> str | None:
+    """Why Invoke must not read or run `path` for us (a file, or with regular=False anything Python
+    could import, folders included); None when only we (or root) can change it."""
     try:
         st = os.lstat(path)
     except OSError as exc:
         return f"cannot read it ({exc.strerror})"
     if stat.S_ISLNK(st.st_mode):
         return "it is a symlink"
-    if not stat.S_ISREG(st.st_mode):
+    if regular and not stat.S_ISREG(st.st_mode):
         return "it is not a regular file"
     if not _owner_ok(st):
         return f"it belongs to uid {st.st_uid}, not to you or root"
@@ -98,20 +99,6 @@ def _importable(folder: Path) -> Iterator[Path]:
             yield entry
 
 
-def _import_problem(path: Path) -> str | None:
-    try:
-        st = os.lstat(path)
-    except OSError as exc:
-        return f"cannot read it ({exc.strerror})"
-    if stat.S_ISLNK(st.st_mode):
-        return "it is a symlink"
-    if not _owner_ok(st):
-        return f"it belongs to uid {st.st_uid}, not to you or root"
-    if st.st_mode & WRITABLE_BY_OTHERS:
-        return "others can write it"
-    return None
-
-
 def _untrusted(folder: Path, candidate: Path) -> str | None:
     for above in (folder.parent, *folder.parent.parents):
         why = folder_problem(above, sticky_ok=True)
@@ -131,7 +118,7 @@ def _untrusted(folder: Path, candidate: Path) -> str | None:
                 return f"{path}: {why}"
         for holder in {folder, candidate.parent}:
             for path in _importable(holder):
-                why = _import_problem(path)
+                why = file_problem(path, regular=False)
                 if why is not None:
                     return (
                         f"{path}: {why}, and Python would import from it (Invoke puts {holder} first on "
