@@ -14,7 +14,9 @@ stdout, JSON in bench/results/ (git-ignored).
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -57,7 +59,9 @@ SCALE_TARGET = 2.0  # issue 5: status and list with 1000 rigs against 1 rig
 START_RIGS = (1, 10, 50)
 SCALE_RIGS = (1, 100, 1000)
 MIN_REPS = 5
-PHASES = ("commands", "start", "scale", "imports")
+PHASES = ("commands", "start", "scale", "operations", "imports")
+RECOVERIES = 5  # SIGKILLs the watcher must recover from
+WATCH_INTERVAL = "1"
 SERVER_TIMEOUT = "600"  # seconds gt-dolt may take to start the 1000-rig server (untimed setup)
 SIDES = ("gt-dolt", "invoke")
 
@@ -300,6 +304,58 @@ def sql_floor(town: BenchTown, reps: int) -> Series:
     return series
 
 
+# --- operations: what the drain costs, how fast watch brings a server back ------------------------
+
+
+def operations_phase(bench: Bench) -> None:
+    """stop with its drain (nobody connected) against stop --force; SIGKILL → answering again under
+    `gt-dolt watch`, against bare Dolt's readiness."""
+    town = bench.town(1)
+    drained, forced = Series("gt-dolt stop (drain, nobody connected)"), Series("gt-dolt stop --force")
+    for rep in range(bench.reps):
+        for force in (False, True) if rep % 2 == 0 else (True, False):
+            _, done = bench.run(town, bench.argv("gt-dolt", "start"))
+            series = forced if force else drained
+            elapsed, done = bench.run(town, bench.argv("gt-dolt", "stop", *(["--force"] if force else [])))
+            if done.returncode == 0:
+                series.samples.append(elapsed)
+            else:
+                series.failures += 1
+    bench.figures.append(Figure("stop, 1 rig: with its drain vs --force (nobody connected)", drained, forced))
+    bare, recovered = Series("bare readiness"), Series("SIGKILL → answering again under watch")
+    for _ in range(RECOVERIES):
+        bare_cycle(bench, town, StartStop(1, bare_start=bare))
+    env = town_env(bench.lab, town)
+    for _ in range(RECOVERIES):  # a new watcher each time: its backoff applies from the second restart on
+        bench.run(town, bench.argv("gt-dolt", "start"))
+        watcher = subprocess.Popen(
+            bench.argv("gt-dolt", "watch", "--interval", WATCH_INTERVAL),
+            cwd=town.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            if watcher.stdout is not None:
+                watcher.stdout.readline()  # its first line: it is watching
+            os.kill(int((town.root / "daemon" / "dolt.pid").read_text()), signal.SIGKILL)
+            began = time.perf_counter()
+            while not query_once(town.port, timeout=0.2) and time.perf_counter() - began < 60:
+                time.sleep(0.01)
+            if time.perf_counter() - began < 60:
+                recovered.samples.append(time.perf_counter() - began)
+            else:
+                recovered.failures += 1
+        finally:
+            watcher.terminate()
+            watcher.wait(timeout=30)
+            bench.run(town, bench.argv("gt-dolt", "stop"))
+    bench.figures.append(
+        Figure(f"watch --interval {WATCH_INTERVAL}: SIGKILL → answering again vs bare readiness", recovered, bare)
+    )
+
+
 # --- what each command imports ---------------------------------------------------------------
 
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|( *)(\S+)$")
@@ -402,6 +458,9 @@ def run_phases(bench: Bench, phases: list[str]) -> dict[str, Any]:
         for running in (True, False):
             log(f"scale: status and list with {SCALE_RIGS} rigs, server {'running' if running else 'stopped'}")
             scale_phase(bench, running)
+    if "operations" in phases:
+        log("operations: the drain's cost, watch's recovery")
+        operations_phase(bench)
     if "imports" in phases:
         log("python -X importtime of each command path")
         imports = imports_phase(bench)

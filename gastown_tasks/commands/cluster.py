@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from ..ops.errors import ConfigError
 from .runner import Env
 
+if TYPE_CHECKING:
+    from ..ops.settings import DoltSettings
 
-def _target(env: Env) -> tuple[object, object]:
+
+def _target(env: Env) -> tuple[DoltSettings, DoltSettings]:
     """This town's server address: the local server's real port, or a remote server."""
     from ..ops.discovery import find_running
     from ..ops.errors import ServerNotRunning
@@ -28,7 +32,7 @@ def cluster_status(env: Env, json_: bool = False) -> int:
     from ..ops import cluster
 
     _, target = _target(env)
-    state = cluster.replication_state(target)  # type: ignore[arg-type]
+    state = cluster.replication_state(target)
     if json_:
         print(json.dumps(state, indent=2))
     elif not state["role"]:
@@ -39,18 +43,19 @@ def cluster_status(env: Env, json_: bool = False) -> int:
 
 
 def failover(env: Env, force: bool = False) -> int:
-    from ..ops import cluster
+    from ..ops.cluster import cluster_of
+    from ..ops.failover import promote_standby
 
     settings, target = _target(env)
-    config = cluster.cluster_of(settings)  # type: ignore[arg-type]
+    config = cluster_of(settings)
     if config is None:
         raise ConfigError("failover needs dolt.cluster: this town is not clustered (docs/cluster.md)")
-    cluster.failover(settings, target, config, force, print)  # type: ignore[arg-type]
+    promote_standby(settings, target, config, force, print)
     return 0
 
 
 def demote(env: Env, epoch: str | None = None) -> int:
-    from ..ops import cluster
+    from ..ops.failover import demote_primary
 
     new_epoch = None
     if epoch is not None:
@@ -59,5 +64,5 @@ def demote(env: Env, epoch: str | None = None) -> int:
             raise ConfigError(f"invalid --epoch {epoch!r}: a whole number above the current epoch")
         new_epoch = int(text)
     _, target = _target(env)
-    cluster.demote(target, new_epoch, print)  # type: ignore[arg-type]
+    demote_primary(target, new_epoch, print)
     return 0

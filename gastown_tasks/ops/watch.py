@@ -29,6 +29,11 @@ Verdict = Literal["ok", "dead", "unanswering"]
 Echo = Callable[[str], None]
 
 
+def say(line: str) -> None:
+    """A watcher runs for days, often into a pipe or a file: each event is written when it happens."""
+    print(line, flush=True)
+
+
 class Policy(NamedTuple):
     backoff: float = 5.0
     max_backoff: float = 300.0
@@ -42,7 +47,7 @@ class Watcher:
     town: Town
     settings: DoltSettings
     policy: Policy = field(default_factory=Policy)
-    echo: Echo = print
+    echo: Echo = say
     stop_event: threading.Event = field(default_factory=threading.Event)
     restarts: list[float] = field(default_factory=list)
     silent_checks: int = 0
@@ -129,7 +134,7 @@ def supervise(
     settings: DoltSettings,
     interval: float,
     once: bool = False,
-    echo: Echo = print,
+    echo: Echo = say,
     policy: Policy | None = None,
 ) -> int:
     watcher = Watcher(town, settings, policy or Policy(), echo)
