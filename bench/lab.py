@@ -158,18 +158,35 @@ def spawn_bare(lab: Lab, town: BenchTown) -> subprocess.Popen[bytes]:
     )
 
 
+def _connect(port: int, timeout: float) -> pymysql.connections.Connection:
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=port,
+        user="root",
+        password="",
+        connect_timeout=timeout,
+        read_timeout=5,
+        ssl_disabled=True,  # PyMySQL 1.2 otherwise builds a TLS context (~20 ms) per attempt
+    )
+
+
+@contextmanager
+def idle_client(port: int) -> Iterator[None]:
+    """A connection that ran one query and then sits idle, as a pool's spare connection does."""
+    conn = _connect(port, timeout=5.0)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+        yield
+    finally:
+        with suppress(pymysql.err.MySQLError, OSError):  # the server it idled on may be gone
+            conn.close()
+
+
 def query_once(port: int, timeout: float = 1.0, sql: str = "SELECT 1") -> bool:
     """One MySQL connect + one query: does the server answer right now?"""
     try:
-        conn = pymysql.connect(
-            host="127.0.0.1",
-            port=port,
-            user="root",
-            password="",
-            connect_timeout=timeout,
-            read_timeout=5,
-            ssl_disabled=True,  # PyMySQL 1.2 otherwise builds a TLS context (~20 ms) per attempt
-        )
+        conn = _connect(port, timeout)
     except pymysql.err.MySQLError:
         return False
     try:

@@ -1,6 +1,6 @@
-"""Benchmarks: what gt-dolt costs on top of Python and of Dolt itself (issues 5 and 12).
+"""Benchmarks: what gt-dolt costs on top of Python and of Dolt itself (issues 5, 9 and 12).
 
-    .venv/bin/python bench/run.py [--reps N] [--only commands,start,scale,imports] [--gt-dolt PATH]
+    .venv/bin/python bench/run.py [--reps N] [--only commands,start,scale,operations,imports] [--gt-dolt PATH]
 
 Command lines (`--version`, `status`, `list`, and the Invoke path `invoke dolt.*`) are timed by
 hyperfine in rotating rounds (bench/hyper.py).  Start and stop are timed here, against a bare
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import select
 import signal
 import statistics
 import subprocess
@@ -33,6 +34,7 @@ from lab import (
     BenchTown,
     Lab,
     dolt_version,
+    idle_client,
     lab_session,
     make_project,
     make_town,
@@ -48,6 +50,7 @@ from timing import Figure, Series, run_timed
 
 from gastown_tasks import __version__
 from gastown_tasks.ops.binary import DOLT_VERSION, find_dolt
+from gastown_tasks.ops.drain import QUIET_SECONDS
 
 # Targets of issue 12 (ratios of medians; the stop target is an overhead against `python -c pass`).
 VERSION_TARGET = 2.0
@@ -307,21 +310,33 @@ def sql_floor(town: BenchTown, reps: int) -> Series:
 # --- operations: what the drain costs, how fast watch brings a server back ------------------------
 
 
-def operations_phase(bench: Bench) -> None:
-    """stop with its drain (nobody connected) against stop --force; SIGKILL → answering again under
-    `gt-dolt watch`, against bare Dolt's readiness."""
-    town = bench.town(1)
-    drained, forced = Series("gt-dolt stop (drain, nobody connected)"), Series("gt-dolt stop --force")
+def stop_with_and_without_drain(bench: Bench, town: BenchTown, with_idle_client: bool) -> Figure:
+    """`stop` (which drains) against `stop --force`, alternating.  With an idle client, a connection that
+    has been idle longer than the drain's quiet rule is open during the stop: a pool's spare
+    connection, nobody working, so the drain must not wait for it."""
+    who = f"a client idle {QUIET_SECONDS + 1}s connected" if with_idle_client else "nobody connected"
+    drained, forced = Series(f"gt-dolt stop (drain, {who})"), Series(f"gt-dolt stop --force ({who})")
     for rep in range(bench.reps):
         for force in (False, True) if rep % 2 == 0 else (True, False):
-            _, done = bench.run(town, bench.argv("gt-dolt", "start"))
+            bench.run(town, bench.argv("gt-dolt", "start"))
+            with idle_client(town.port) if with_idle_client else nullcontext():
+                if with_idle_client:
+                    time.sleep(QUIET_SECONDS + 1)  # the condition measured, not a synchronisation
+                elapsed, done = bench.run(town, bench.argv("gt-dolt", "stop", *(["--force"] if force else [])))
             series = forced if force else drained
-            elapsed, done = bench.run(town, bench.argv("gt-dolt", "stop", *(["--force"] if force else [])))
             if done.returncode == 0:
                 series.samples.append(elapsed)
             else:
                 series.failures += 1
-    bench.figures.append(Figure("stop, 1 rig: with its drain vs --force (nobody connected)", drained, forced))
+    return Figure(f"stop, 1 rig, {who}: with its drain vs --force", drained, forced)
+
+
+def operations_phase(bench: Bench) -> None:
+    """stop with its drain (nobody connected) against stop --force; SIGKILL → answering again under
+    `gt-dolt watch`, against bare Dolt's readiness."""
+    town = bench.town(1)
+    bench.figures.append(stop_with_and_without_drain(bench, town, with_idle_client=False))
+    bench.figures.append(stop_with_and_without_drain(bench, town, with_idle_client=True))
     bare, recovered = Series("bare readiness"), Series("SIGKILL → answering again under watch")
     for _ in range(RECOVERIES):
         bare_cycle(bench, town, StartStop(1, bare_start=bare))
@@ -337,8 +352,11 @@ def operations_phase(bench: Bench) -> None:
             text=True,
         )
         try:
-            if watcher.stdout is not None:
-                watcher.stdout.readline()  # its first line: it is watching
+            # its first line says it is watching; never wait for it without a deadline
+            if watcher.stdout is None or not select.select([watcher.stdout], [], [], 30)[0]:
+                recovered.failures += 1
+                continue
+            watcher.stdout.readline()
             os.kill(int((town.root / "daemon" / "dolt.pid").read_text()), signal.SIGKILL)
             began = time.perf_counter()
             while not query_once(town.port, timeout=0.2) and time.perf_counter() - began < 60:
