@@ -33,7 +33,8 @@ def demo_town(c: Context) -> None:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text('{"name": "demo-town"}\n')
     town, settings = town_and_settings(c)
-    print(onboarding.ensure_rigs(town, settings, [DEMO_RIG], print, identity=DEMO_AUTHOR))
+    # creates the rig with the demo's author (it says so); onboard's rigs-exist step then reports it
+    onboarding.ensure_rigs(town, settings, [DEMO_RIG], print, identity=DEMO_AUTHOR)
 
 
 @task(pre=[demo_town, onboard.onboard])

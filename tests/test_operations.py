@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -356,6 +357,9 @@ def test_a_backup_killed_midway_leaves_the_previous_one_restorable(rigged_town: 
 
 def test_status_and_doctor_warn_when_the_last_backup_is_too_old(rigged_town: TownFixture) -> None:
     t = rigged_town
+    assert "no backup" not in t.gt_dolt("status").stdout  # a rig made today is not overdue yet
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(t.town.data_dir / "hq", (two_days_ago, two_days_ago))
     assert "no backup in the last 24h of: hq" in t.gt_dolt("status").stdout
     assert_clean(t.gt_dolt("backup"), 0)
     assert "no backup" not in t.gt_dolt("status").stdout

@@ -56,7 +56,7 @@ def test_init_rig_without_any_identity_names_the_commands_and_leaves_no_folder(
     assert not town.town.data_dir.exists() or os.listdir(town.town.data_dir) == []
 
 
-def test_list_shows_rigs_with_served_state_and_ignores_non_databases(rigged_town: TownFixture) -> None:
+def test_list_shows_rigs_with_served_state_in_one_column_and_ignores_non_databases(rigged_town: TownFixture) -> None:
     t = rigged_town
     t.rig("gastown")
     (t.town.data_dir / "notes").mkdir()
@@ -68,6 +68,19 @@ def test_list_shows_rigs_with_served_state_and_ignores_non_databases(rigged_town
     assert [(r["name"], r["served"]) for r in running] == [("gastown", True), ("hq", True)]
     text = t.gt_dolt("list").stdout
     assert "hq" in text and "served" in text
+    assert len({line.index("  served") for line in text.splitlines()}) == 1  # paths of two lengths
+
+
+def test_a_commands_help_after_its_name_shows_the_help_and_creates_nothing(rigged_town: TownFixture) -> None:
+    t = rigged_town
+    before = sorted(os.listdir(t.town.data_dir))
+    for asked in (["init-rig", "--help"], ["init-rig", "-h"], ["init-rig", "gastown", "--help"]):
+        done = t.gt_dolt(*asked)
+        assert done.returncode == 0 and "Create a rig database" in done.stdout, asked
+    assert sorted(os.listdir(t.town.data_dir)) == before
+    # invoke dolt.init-rig takes a --help after init-rig as the name: one line that says where help is
+    done = t.gt_dolt("init-rig", "--name=--help")
+    assert done.returncode == 2 and "gt-dolt --help init-rig" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_list_with_no_rigs_says_how_to_create_one(town: TownFixture) -> None:

@@ -29,6 +29,16 @@ def flag_table(command: Command) -> dict[str, Option]:
     return table
 
 
+def help_first(args: list[str]) -> list[str]:
+    """`gt-dolt COMMAND ... --help` as `--help COMMAND`: Invoke would take a `--help` after
+    init-rig as the rig's name, and show no help."""
+    command = BY_NAME.get(args[0]) if args else None
+    if command is None:
+        return args
+    asks = {"--help"} if "-h" in flag_table(command) else {"--help", "-h"}
+    return ["--help", command.name] if asks.intersection(args[1:]) else args
+
+
 def parse(args: list[str]) -> Parsed | None:
     if not args:
         return Parsed(DEFAULT, {})

@@ -33,13 +33,15 @@ def list_rigs(env: Env, json_: bool = False) -> int:
     if not rigs:
         print(f"no rig databases in {town.data_dir}; create one: gt-dolt init-rig <name>")
         return 0
+    name_width = max(24, *(len(rig.name) for rig in rigs))
+    path_width = max(len(str(rig.path)) for rig in rigs)
     for rig in rigs:
         if rig.linked:
             state = "  SYMLINK: never served by Dolt (move the database itself here)"
         else:
             state = "" if rig.served is None else ("  served" if rig.served else "  NOT served (restart)")
         named = f"  beads: {', '.join(rig.beads)}" if rig.beads else ""
-        print(f"{rig.name:<24} {rig.path}{state}{named}")
+        print(f"{rig.name:<{name_width}} {str(rig.path):<{path_width}}{state}{named}".rstrip())
     return 0
 
 

@@ -6,6 +6,9 @@ Its own module so that `status` reads the record without importing the backup ma
 from __future__ import annotations
 
 import json
+import math
+import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,8 +65,26 @@ def ages(town: Town, rigs: list[str]) -> dict[str, float | None]:
 
 
 def stale(town: Town, settings: DoltSettings, rigs: list[str]) -> list[str]:
-    """Rigs whose last backup is older than dolt.backup_max_age_hours (0: no backups expected)."""
+    """Rigs whose last backup is older than dolt.backup_max_age_hours (0: no backups expected).
+
+    A rig never backed up is overdue only once it has existed that long, so a new town or rig is
+    not nagged on its first day.
+    """
     if not settings.backup_max_age_hours:
         return []
     limit = settings.backup_max_age_hours * 3600
-    return [rig for rig, age in ages(town, rigs).items() if age is None or age > limit]
+    now = time.time()
+    return [
+        rig
+        for rig, age in ages(town, rigs).items()
+        if (age if age is not None else _existed_for(town, rig, now)) > limit
+    ]
+
+
+def _existed_for(town: Town, rig: str, now: float) -> float:
+    """Seconds since the rig's folder was made: its mtime, as Dolt adds nothing beside `.dolt` in it
+    (one lstat; a folder that cannot be read counts as old)."""
+    try:
+        return now - os.lstat(town.data_dir / rig).st_mtime
+    except (OSError, ValueError):
+        return math.inf

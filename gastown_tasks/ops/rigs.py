@@ -142,12 +142,15 @@ def is_valid_rig_name(name: object) -> bool:
 def validate_rig_name(name: object) -> str:
     """Letters, digits, _ and -, 1-64 characters, not starting with -, not reserved."""
     if not isinstance(name, str) or not RIG_NAME.fullmatch(name):
+        # Invoke takes whatever follows init-rig as the name, `--help` included
+        asking = " (a command's help: gt-dolt --help init-rig)" if isinstance(name, str) and name[:1] == "-" else ""
         raise RigError(
             f"invalid rig name {name!r}: use 1-64 letters, digits, '_' or '-', "
-            "not starting with '-' (for example: gastown)"
+            f"not starting with '-' (for example: gastown){asking}",
+            exit_code=2,
         )
     if name.lower() in RESERVED:
-        raise RigError(f"invalid rig name {name!r}: the server reserves it; choose another name")
+        raise RigError(f"invalid rig name {name!r}: the server reserves it; choose another name", exit_code=2)
     return name
 
 

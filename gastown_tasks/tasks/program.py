@@ -130,7 +130,7 @@ What gt-dolt reads (exactly what `invoke dolt.<subcommand>` sees there):
   warning; an invoke.yaml without a tasks.py beside it is ignored, as by invoke.
 
 Exit codes: 0 ok (status: running), 1 failed (status: stale pid file),
-  2 bad configuration or arguments, 3 not running, 4 not in a town,
+  2 bad configuration or argument values, 3 not running, 4 not in a town,
   5 the server is remote, 6 credentials refused, 130 interrupted.
 """
 

@@ -18,7 +18,7 @@ def test_gt_dolt_init_rig_rejects_a_bad_name_and_creates_nothing(rigged_town: To
     t = rigged_town
     before = tree(t.root)
     done = t.gt_dolt("init-rig", f"--name={name}")
-    assert_clean(done, 1)
+    assert_clean(done, 2)  # a bad argument
     assert f"invalid rig name {name!r}" in done.stderr
     assert tree(t.root) == before
     assert not t.servers()
