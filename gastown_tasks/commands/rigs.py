@@ -31,7 +31,9 @@ def list_rigs(env: Env, json_: bool = False) -> int:
         print(json.dumps(listed, indent=2))
         return 0
     if not rigs:
-        print(f"no rig databases in {town.data_dir}; create one: gt-dolt init-rig <name>")
+        from ..ops.errors import Remedy
+
+        print(f"no rig databases in {town.data_dir}; {Remedy.INIT_RIG}")
         return 0
     name_width = max(24, *(len(rig.name) for rig in rigs))
     path_width = max(len(str(rig.path)) for rig in rigs)

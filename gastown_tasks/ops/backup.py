@@ -179,8 +179,7 @@ def _restore_sql(settings: DoltSettings, url: str, target: str) -> None:
                 cur.execute("CALL dolt_backup('restore', %s, %s)", (url, target))
             except Exception:
                 # A failed restore leaves an empty database behind (Dolt's pitfall): drop only that.
-                cur.execute("SHOW DATABASES")
-                if target in {row[0] for row in cur.fetchall()}:
+                if target in sqlclient.show_databases(conn):
                     cur.execute(f"DROP DATABASE `{target}`")
                 raise
 

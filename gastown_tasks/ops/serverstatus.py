@@ -13,7 +13,7 @@ from typing import Any, Literal, NamedTuple
 
 from . import backuprecords, procs, sqlclient
 from .discovery import Via, found_notes, observe
-from .errors import AccessDenied, GastownError, SqlFailure
+from .errors import AccessDenied, GastownError, Remedy, SqlFailure
 from .health import measure_on
 from .rigs import scan_data_dir, some_of
 from .runfiles import iso_time
@@ -144,7 +144,7 @@ def status(town: Town, settings: DoltSettings) -> Status:
         notes.append(str(exc))
     except SqlFailure:
         sql = "not answering"
-        notes.append(f"the process is alive but does not answer SQL on {target.address}; see gt-dolt doctor")
+        notes.append(f"the process is alive but does not answer SQL on {target.address}; {Remedy.DOCTOR}")
     notes.extend(backup_notes(town, settings, served if served is not None else on_disk()))
     cluster = None
     if sql == "answering" and settings.cluster:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import tcp
-from .errors import AccessDenied, SqlFailure
+from .errors import AccessDenied, Remedy, SqlFailure
 from .rigs import RESERVED
 from .settings import DoltSettings
 
@@ -142,13 +142,13 @@ def failure(settings: DoltSettings, exc: BaseException, what: str) -> AccessDeni
     if kind == "denied":
         return denied(settings, exc)
     if kind == "refused":
-        said = f"nothing answers on {settings.address}; is the server running? check with: gt-dolt status"
+        said = f"nothing answers on {settings.address}; is the server running? {Remedy.STATUS}"
     elif kind == "unreachable":
         said = f"{settings.address} accepts no connection in time; its host may be down or unreachable"
     elif kind == "timeout":
         said = (
             f"the server on {settings.address} does not answer in time ({message_of(exc)}); it may be frozen "
-            "or overloaded: see gt-dolt doctor"
+            f"or overloaded; {Remedy.DOCTOR}"
         )
     else:
         said = f"the server said: {message_of(exc)}"

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from .binary import dolt_env, find_dolt
 from .discovery import find_running
-from .errors import NoRigs, RigError
+from .errors import NoRigs, Remedy, RigError
 from .rigs import Rig, rigs_on_disk, validate_rig_name
 from .settings import DoltSettings
 from .town import Town
@@ -60,7 +60,7 @@ def remote_sql_command(settings: DoltSettings, rig: str | None, query: str | Non
         validate_rig_name(rig)
     chosen = rig or (DEFAULT_RIG if DEFAULT_RIG in served else (served[0] if served else None))
     if chosen is None:
-        raise NoRigs(f"the remote server at {settings.address} serves no database; create one: gt-dolt init-rig <name>")
+        raise NoRigs(f"the remote server at {settings.address} serves no database; {Remedy.INIT_RIG}")
     how = "" if rig is not None else " (the default; --rig NAME to choose)"
     env = dolt_env({"DOLT_CLI_PASSWORD": settings.password})
     tail = ["-q", query] if query is not None else []
