@@ -171,8 +171,9 @@ class TownFixture:
         return {**os.environ, "GT_DOLT_PORT": str(self.settings.port), **extra}
 
     def gt_dolt(
-        self, *args: str, cwd: Path | None = None, timeout: float = 120, **env: str
+        self, *args: str, cwd: Path | None = None, timeout: float = 120, umask: int = -1, **env: str
     ) -> subprocess.CompletedProcess[str]:
+        """gt-dolt as a user runs it in this town; `umask` 0 for a user who allows everyone everything."""
         return subprocess.run(
             [*GT_DOLT, *args],
             cwd=cwd or self.root,
@@ -181,6 +182,7 @@ class TownFixture:
             text=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
+            umask=umask,
         )
 
     def servers(self) -> list[psutil.Process]:
@@ -237,6 +239,19 @@ def spawn_dolt_by_hand(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=dolt_env(),
+        start_new_session=True,
+    )
+
+
+def spawn_fake_server(name: str, fixture: TownFixture, port: int | None = None) -> subprocess.Popen[str]:
+    """A FAKE `dolt sql-server` (tests/fakes/NAME) serving this town's data dir from inside it, as a
+    server works, on `port` if given; its first line (read with first_line) says what it pretends."""
+    return subprocess.Popen(
+        [str(fake_dolt(name)), "sql-server", *(["--port", str(port)] if port is not None else [])]
+        + ["--data-dir", str(fixture.town.data_dir)],
+        cwd=fixture.town.data_dir,
+        stdout=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
 

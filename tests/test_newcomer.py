@@ -77,9 +77,10 @@ def test_sql_query_runs_in_the_same_default_rig_whether_the_server_runs_or_not(r
     assert "| alpha " in chosen.stdout
 
 
-def _onboard(t: TownFixture, **env: str) -> subprocess.CompletedProcess[str]:
+def _invoke(t: TownFixture, task: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`invoke TASK` in the town, with the town's tasks.py."""
     return subprocess.run(
-        [sys.executable, "-m", "invoke", "onboard"],
+        [sys.executable, "-m", "invoke", task],
         cwd=t.root,
         env=t.env(**env),
         capture_output=True,
@@ -96,12 +97,12 @@ def test_onboarding_says_why_it_stops_a_running_server_and_reports_skips_as_skip
     started = server.start(t.town, t.settings)
     old_database(dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "old")])
     old_database(dolt_binary, t.root / ".beads" / "dolt" / "beads", [(1, "hq exists already")])
-    done = _onboard(t)
+    done = _invoke(t, "onboard")
     assert_clean(done, 0)
     assert f"stopping the server (pid {started.pid}) first: databases must not be served while they move" in done.stdout
     assert "skip" in done.stdout and "already exists" in done.stdout
     assert "ok: migrated gastown" in done.stdout
-    again = _onboard(t)
+    again = _invoke(t, "onboard")
     assert_clean(again, 0)
     assert "ok: nothing to migrate; 1 skipped (see above)" in again.stdout
     assert "no old .beads layout" not in again.stdout
@@ -124,14 +125,7 @@ def test_onboard_rigs_come_from_invoke_yaml_or_the_environment(
     (t.root / "tasks.py").write_text(TOWN_TASKS)
     if yaml:
         (t.root / "invoke.yaml").write_text(yaml)
-    done = subprocess.run(
-        [sys.executable, "-m", "invoke", "rigs-exist"],
-        cwd=t.root,
-        env=t.env(**env),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _invoke(t, "rigs-exist", **env)
     assert_clean(done, 0)
     assert sorted(p.name for p in t.town.data_dir.iterdir() if not p.name.startswith(".")) == rigs
 

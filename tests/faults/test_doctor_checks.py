@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TownFixture, fake_dolt, first_line, foreign_listener, free_port, spawn_dolt_by_hand
+from conftest import (
+    TownFixture,
+    fake_dolt,
+    first_line,
+    foreign_listener,
+    free_port,
+    spawn_dolt_by_hand,
+    spawn_fake_server,
+)
 from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, dolt_trees, end, kill_9, wait_for_sql
 from gastown_tasks.ops import server
 from gastown_tasks.ops.binary import dolt_env
@@ -251,20 +259,7 @@ def test_doctor_fails_when_two_servers_serve_this_town(rigged_town: TownFixture)
     fakes = []
     try:
         for _ in range(2):
-            fake = subprocess.Popen(
-                [
-                    str(fake_dolt("dolt-fake-ignores-sigterm")),
-                    "sql-server",
-                    "--port",
-                    str(free_port()),
-                    "--data-dir",
-                    str(t.town.data_dir),
-                ],
-                cwd=t.town.data_dir,  # where a server works: its data dir
-                stdout=subprocess.PIPE,
-                text=True,
-                start_new_session=True,
-            )
+            fake = spawn_fake_server("dolt-fake-ignores-sigterm", t, port=free_port())
             fakes.append(fake)
             assert "listening" in first_line(fake)
         done = t.gt_dolt("doctor")

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import TownFixture, fake_dolt, first_line
+from conftest import TownFixture, first_line, spawn_fake_server
 from faultkit import alive, assert_clean, end, kill_9, wait_for_sql
 from gastown_tasks.ops import server
 from gastown_tasks.ops.runfiles import read_pid_file, read_state
@@ -61,20 +61,7 @@ def test_stop_after_sigkill_cleans_the_stale_pid_file_and_says_not_running(rigge
 
 def _ignores_sigterm(t: TownFixture) -> subprocess.Popen[str]:
     """The FAKE that ignores SIGTERM, serving this town's data dir on its port (plain TCP)."""
-    fake = subprocess.Popen(
-        [
-            str(fake_dolt("dolt-fake-ignores-sigterm")),
-            "sql-server",
-            "--port",
-            str(t.port),
-            "--data-dir",
-            str(t.town.data_dir),
-        ],
-        cwd=t.town.data_dir,  # where a server works: its data dir
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    fake = spawn_fake_server("dolt-fake-ignores-sigterm", t, port=t.port)
     assert "listening" in first_line(fake)
     return fake
 

@@ -7,14 +7,13 @@ import os
 import shutil
 import signal
 import stat
-import subprocess
 from pathlib import Path
 
 import psutil
 import pytest
 
 import gastown_tasks
-from conftest import GT_DOLT, TownFixture, fake_dolt, old_database
+from conftest import TownFixture, fake_dolt, old_database
 from faultkit import (
     alive,
     assert_clean,
@@ -79,15 +78,7 @@ def test_log_is_0600_and_no_daemon_file_is_world_writable_even_with_umask_0(rigg
     t = rigged_town
     shutil.rmtree(t.town.daemon_dir)  # made by init-rig; let gt-dolt make it under umask 0
     for command in ("start", "status", "restart", "doctor", "stop"):
-        done = subprocess.run(
-            [*GT_DOLT, command],
-            cwd=t.root,
-            env=t.env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            umask=0,
-        )
+        done = t.gt_dolt(command, umask=0)
         assert_clean(done, 0)
         modes = _modes(t.town.daemon_dir)
         assert modes["dolt.log"] == 0o600, modes

@@ -10,12 +10,15 @@ the test instead of stalling the suite.
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import GT_DOLT, TownFixture
+from conftest import GT_DOLT, TownFixture, end
 from faultkit import tree_snapshot
 
 UNSAFE = ("link-to-file", "link-to-folder", "fifo", "folder", "dev-zero")
@@ -100,3 +103,31 @@ def gt(t: TownFixture, *args: str, timeout: float = COMMAND_TIMEOUT, **env: str)
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def on_a_terminal(t: TownFixture, *args: str) -> tuple[int, bytes]:
+    """gt-dolt writing to a terminal (a pty for stdout and stderr): its exit code and every byte it
+    wrote, read until it exits and closes the terminal, within COMMAND_TIMEOUT."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*GT_DOLT, *args], cwd=t.root, env=t.env(), stdout=slave, stderr=slave)
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child exited and the terminal is closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+        return proc.wait(timeout=COMMAND_TIMEOUT), seen
+    finally:
+        os.close(master)
+        end(proc)

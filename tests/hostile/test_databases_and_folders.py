@@ -154,15 +154,7 @@ def test_sql_cannot_write_files_outside_the_towns_sql_files_folder(rigged_town: 
 
 def test_the_servers_files_are_private_even_under_umask_0(rigged_town: TownFixture) -> None:
     t = rigged_town
-    done = subprocess.run(
-        [*__import__("conftest").GT_DOLT, "start"],
-        cwd=t.root,
-        env=t.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        umask=0,
-    )
+    done = t.gt_dolt("start", umask=0)
     assert_clean(done, 0)
 
     def reachable(path: Path) -> bool:  # every folder from .dolt-data down lets others in

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import pty
-import select
 import signal
 import subprocess
 import threading
@@ -15,6 +13,7 @@ import pytest
 from conftest import GT_DOLT, Lines, TownFixture, end
 from faultkit import assert_clean
 from gastown_tasks.ops.polling import poll_until
+from hostile import on_a_terminal
 
 pytestmark = pytest.mark.hostile
 
@@ -79,23 +78,8 @@ def test_logs_on_a_terminal_show_control_characters_instead_of_obeying_them(rigg
     t.town.daemon_dir.mkdir(exist_ok=True)
     t.town.log_file.write_bytes(b"plain\n\x1b]0;pwned\x07 \x1b[2J cleared\n")
     t.town.log_file.chmod(0o600)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([*GT_DOLT, "logs"], cwd=t.root, env=t.env(), stdout=slave, stderr=slave)
-    os.close(slave)
-    seen = b""
-    deadline = time.monotonic() + 60
-    try:
-        while b"cleared" not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1)
-            if ready:
-                try:
-                    seen += os.read(master, 4096)
-                except OSError:
-                    break
-        assert proc.wait(timeout=60) == 0
-    finally:
-        os.close(master)
-        end(proc)
+    code, seen = on_a_terminal(t, "logs")
+    assert code == 0
     assert b"\x1b" not in seen and b"\\x1b]0;pwned\\x07" in seen and b"\\x1b[2J cleared" in seen
 
 

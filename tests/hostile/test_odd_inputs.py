@@ -6,18 +6,16 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import pty
-import select
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import GT_DOLT, TownFixture
-from faultkit import assert_clean, end
+from faultkit import assert_clean
 from gastown_tasks.ops import server
 from gastown_tasks.ops.runfiles import STATE_FILE_LIMIT
+from hostile import on_a_terminal
 
 pytestmark = pytest.mark.hostile
 NOBODY = 65534
@@ -121,29 +119,7 @@ def test_escape_sequences_in_names_reach_a_terminal_as_visible_text(rigged_town:
     t = rigged_town
     server.start(t.town, t.settings)
     t.query("CREATE DATABASE `x\x1b[2J\x1b[1;32mALL GOOD`")
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([*GT_DOLT, "status"], cwd=t.root, env=t.env(), stdout=slave, stderr=slave)
-    os.close(slave)
-    seen = b""
-    deadline = time.monotonic() + 60
-    try:
-        while b"databases" not in seen or not seen.endswith(b"\n") and time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-        proc.wait(timeout=60)
-    finally:
-        os.close(master)
-        end(proc)
+    _, seen = on_a_terminal(t, "status")
     assert b"\x1b[" not in seen and b"x\\x1b[2J\\x1b[1;32mALL GOOD" in seen
 
 

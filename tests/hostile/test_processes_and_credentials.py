@@ -17,7 +17,7 @@ import psutil
 import pymysql
 import pytest
 
-from conftest import FAKES, TownFixture, first_line, free_port
+from conftest import FAKES, TownFixture, first_line, free_port, spawn_fake_server
 from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, end, gt_dolt_popen, wait_until
 from gastown_tasks.ops import server, sqlclient
 from gastown_tasks.ops.runfiles import read_pid_file, read_state
@@ -104,13 +104,7 @@ def test_a_process_of_ours_posing_as_the_server_but_listening_nowhere_is_not_ado
 ) -> None:
     """Same uid, right name and data dir, but no port and no run file recording its start."""
     t = rigged_town
-    fake = subprocess.Popen(
-        [str(FAKES / "dolt-fake-never-ready"), "sql-server", "--data-dir", str(t.town.data_dir)],
-        cwd=t.town.data_dir,  # where a server works: its data dir
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    fake = spawn_fake_server("dolt-fake-never-ready", t)
     audit = tmp_path / "audit.jsonl"
     try:
         assert "pretending" in first_line(fake)
@@ -185,20 +179,7 @@ def test_a_frozen_server_gives_one_message_within_a_bound(rigged_town: TownFixtu
 def test_an_interrupted_stop_leaves_files_that_match_what_runs(rigged_town: TownFixture, tmp_path: Path) -> None:
     """Ctrl-C while stop waits for a server that ignores SIGTERM (a FAKE): it still runs, the files say so."""
     t = rigged_town
-    fake = subprocess.Popen(
-        [
-            str(FAKES / "dolt-fake-ignores-sigterm"),
-            "sql-server",
-            "--port",
-            str(t.port),
-            "--data-dir",
-            str(t.town.data_dir),
-        ],
-        cwd=t.town.data_dir,  # where a server works: its data dir
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    fake = spawn_fake_server("dolt-fake-ignores-sigterm", t, port=t.port)
     audit = tmp_path / "audit.jsonl"
     try:
         assert "listening" in first_line(fake)
