@@ -241,7 +241,7 @@ def test_a_returning_old_primary_takes_no_write_it_would_lose_and_no_acknowledge
         b_rows = set(rows_of_stopped(b))
         returned = a.gt("start")  # the old primary, alone: it must not take writes B would discard
         assert_clean(returned, FENCED)
-        assert "read-only, fenced: this server was the primary at epoch 2" in returned.stderr
+        assert "takes no writes: fenced: this server was the primary at epoch 2" in returned.stderr
         assert "peer b (127.0.0.1:" in returned.stderr and "gt-dolt failover --force" in returned.stderr
         assert a.role() == ("standby", 2) and refuses_writes(a)
         assert {k: a.status()[k] for k in ("role", "writable", "fenced")} == {
@@ -333,7 +333,7 @@ def test_a_lone_survivor_refuses_writes_until_failover_force_or_the_setting_says
         else:
             fenced = a.gt("start")
             assert_clean(fenced, FENCED)
-            assert "warning: the server runs but takes no writes: read-only, fenced" in fenced.stderr
+            assert "warning: the server runs but takes no writes: fenced: this server was the primary" in fenced.stderr
             assert "peer b (127.0.0.1:" in fenced.stderr and "does not answer" in fenced.stderr
             assert refuses_writes(a) and a.status()["fenced"] is True
             doctor = a.gt("doctor")
@@ -633,7 +633,8 @@ def test_a_broken_persisted_state_fails_start_with_exit_8_and_the_repair_doctor_
         assert "detected_broken_config" in line and "-- fix:" in line and "gt-dolt failover on the server" in line
         from_b = b.gt("failover")  # the other way round names the broken peer and wants --force
         assert_clean(from_b, 1)
-        assert "peer a (127.0.0.1:" in from_b.stderr and "detected_broken_config" in from_b.stderr
+        assert "peer a (127.0.0.1:" in from_b.stdout and "is in Dolt's detected_broken_config" in from_b.stdout
+        assert "whatever a wrote as a primary" in from_b.stderr and "detected_broken_config" in from_b.stderr
         repaired = a.gt("failover")  # the repair doctor names, on the server that should be the primary
         assert_clean(repaired, 0)
         assert "this server is now the primary at epoch 3" in repaired.stdout
@@ -683,7 +684,7 @@ def test_an_impossible_cluster_is_refused_before_anything_starts(tmp_path: Path,
     if case == "remotesapi_port equal to the SQL port":
         own_api = a.t.port
     elif case == "two standbys with one name":
-        entries.append("{name: B, host: 10.9.9.9, remotesapi_port: 50051, sql_port: 3307}")
+        entries.append("{name: B, host: 192.0.2.9, remotesapi_port: 50051, sql_port: 3307}")
     elif case == "two standbys at one address":
         entries.append(f"{{name: c, host: localhost, remotesapi_port: 50051, sql_port: {b.t.port}}}")
     a.t.root.joinpath("invoke.yaml").write_text(

@@ -174,17 +174,18 @@ def _fenced(town: Town, state: Mapping[str, Any], why: str) -> Standing:
         epoch,
         False,
         True,
-        f"read-only, fenced: this server was the primary at epoch {epoch}, and {why}",
+        f"fenced: this server was the primary at epoch {epoch}, and {why}",
         FENCED,
     )
 
 
 def _silent_remedy(views: list[PeerView]) -> str:
     names = ", ".join(view.peer.name for view in views)
+    them, answer = ("it", "answers") if len(views) == 1 else ("them", "answer")
     return (
-        f"so it cannot prove that no peer took over at a higher epoch. It takes writes once {names} "
-        "answer: start them, then run gt-dolt start here again (gt-dolt watch does it by itself); or take "
-        f"writes alone now, discarding whatever {names} wrote as primary: gt-dolt failover --force"
+        f"so it cannot prove that no peer took over at a higher epoch. It takes writes once {names} {answer}: start "
+        f"{them}, then run gt-dolt start here again (gt-dolt watch does it by itself); or take writes alone now, "
+        f"discarding whatever {names} wrote as primary: gt-dolt failover --force"
     )
 
 
