@@ -1,15 +1,20 @@
-"""Cluster and scale figures, run by hand: replication delay, failover time, load on one server.
+"""Cluster and scale figures, run by hand: replication delay, failover time, a restarted pair, load.
 
-    .venv/bin/python bench/cluster.py [--samples 40] [--loads 1,4,16,64] [--seconds 4]
+    .venv/bin/python bench/cluster.py [--samples 40] [--runs 3] [--loads 1,4,16,64] [--seconds 4]
+    .venv/bin/python bench/cluster.py --only failover,restart      # the fencing figures alone
 
 - replication delay: a 1-row INSERT on the primary until the row is visible on the standby
   (median of --samples writes, 50 ms apart);
 - failover time: the primary SIGKILLed until the first write is accepted on the new primary,
-  with `gt-dolt failover --force` run as soon as the kill returns (repeated 3 times);
+  with `gt-dolt failover --force` run as soon as the kill returns (--runs times);
+- restarted pair: both servers SIGKILLed, then `gt-dolt start` launched on both at once, until the
+  first write is accepted (the returning primary starts fenced and promotes itself once its peer
+  answers; --runs times), against the baseline of the same run: one unclustered town's
+  `gt-dolt start` until its first write;
 - load: N agents (threads, one connection each) writing single rows as fast as they can for
   --seconds, at each N in --loads: throughput, write latency p50/p95, the server's RSS.
 
-Two towns on loopback with their own ports, under one temporary folder removed at the end.
+Towns on loopback with their own ports, under one temporary folder removed at the end.
 """
 
 from __future__ import annotations
@@ -69,8 +74,8 @@ def cluster(lab: Lab, tag: str) -> tuple[Path, Path, int, int]:
     api_a, api_b = free_port(), free_port()
     configure(a.root, a.port, api_a, "primary", ("b", api_b, b.port))
     configure(b.root, b.port, api_b, "standby", ("a", api_a, a.port))
+    gt(lab, b.root, "start")  # the standby first: the primary takes writes once its peer has answered
     gt(lab, a.root, "start")
-    gt(lab, b.root, "start")
     with connect(a.port) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40))")
     assert poll_until(lambda: _visible(b.port, "SELECT COUNT(*) FROM t"), 60), "table never replicated"
@@ -105,25 +110,74 @@ def replication_delay(a_port: int, b_port: int, samples: int) -> list[float]:
     return delays
 
 
-def failover_time(lab: Lab, a_root: Path, b_root: Path, a_port: int, b_port: int) -> float:
-    pid = int((a_root / "daemon" / "dolt.pid").read_text().split()[0])
-    started = time.perf_counter()
+def kill(root: Path) -> None:
+    pid = int((root / "daemon" / "dolt.pid").read_text().split()[0])
     os.kill(pid, signal.SIGKILL)
     psutil.Process(pid).wait(timeout=30)
-    gt(lab, b_root, "failover", "--force")
 
-    attempt = itertools.count(10_000_000)
+
+ATTEMPT = itertools.count(10_000_000)
+
+
+def first_write(port: int, timeout: float = 120) -> None:
+    """Poll until a write is accepted on `port` (refused connections, read-only errors: not yet)."""
 
     def accepted() -> bool:
         try:
-            with connect(b_port) as conn, conn.cursor() as cur:
-                cur.execute("INSERT INTO t VALUES (%s, 'after failover')", (next(attempt),))
+            with connect(port) as conn, conn.cursor() as cur:
+                cur.execute("INSERT INTO t VALUES (%s, 'first write')", (next(ATTEMPT),))
                 return True
         except pymysql.err.MySQLError:
             return False
 
-    assert poll_until(accepted, 60, max_delay=0.005)
+    assert poll_until(accepted, timeout, max_delay=0.005), f"no write accepted on port {port}"
+
+
+def failover_time(lab: Lab, a_root: Path, b_root: Path, a_port: int, b_port: int) -> float:
+    started = time.perf_counter()
+    kill(a_root)
+    gt(lab, b_root, "failover", "--force")
+    first_write(b_port)
     return (time.perf_counter() - started) * 1000
+
+
+def restarted_pair_time(lab: Lab, a_root: Path, b_root: Path, a_port: int) -> float:
+    """Both killed, both started at once: until the returning primary (fenced, then promoted) writes."""
+    kill(a_root)
+    kill(b_root)
+    env = {k: v for k, v in lab.env.items() if not k.startswith("GT_DOLT_")}
+    started = time.perf_counter()
+    starts = [
+        subprocess.Popen([*GT_DOLT, "start"], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for root in (a_root, b_root)
+    ]
+    first_write(a_port)
+    elapsed = (time.perf_counter() - started) * 1000
+    for proc in starts:
+        _, err = proc.communicate(timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"gt-dolt start: exit {proc.returncode}: {err.decode()}")
+    return elapsed
+
+
+def single_start_time(lab: Lab, tag: str) -> float:
+    """The baseline: one unclustered town's `gt-dolt start` until its first write."""
+    town = make_town(lab, f"s{tag}", 1)
+    port = str(town.port)
+    gt(lab, town.root, "start", "--port", port)
+    with connect(town.port) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40))")
+    gt(lab, town.root, "stop", "--port", port)
+    started = time.perf_counter()
+    gt(lab, town.root, "start", "--port", port)
+    first_write(town.port)
+    elapsed = (time.perf_counter() - started) * 1000
+    gt(lab, town.root, "stop", "--port", port)
+    return elapsed
+
+
+def summary(times: list[float]) -> dict[str, object]:
+    return {"median": round(statistics.median(times), 1), "runs": [round(t, 1) for t in times]}
 
 
 def load(port: int, agents: int, seconds: float, base: int) -> dict[str, float]:
@@ -167,44 +221,70 @@ def server_rss_mb(root: Path) -> float:
     return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
 
 
+PARTS = ("delay", "failover", "restart", "load")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--loads", default="1,4,16,64")
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--only", default=",".join(PARTS), help=f"some of {','.join(PARTS)}")
     args = parser.parse_args(argv)
+    parts = set(args.only.split(","))
     results: dict[str, object] = {}
     with lab_session(find_dolt()) as lab:
-        a_root, b_root, a_port, b_port = cluster(lab, "0")
-        delays = replication_delay(a_port, b_port, args.samples)
-        results["replication_delay_ms"] = {
-            "median": round(statistics.median(delays), 2),
-            "min": round(min(delays), 2),
-            "max": round(max(delays), 2),
-            "samples": len(delays),
-        }
-        print(
-            f"replication delay: median {results['replication_delay_ms']['median']} ms "  # type: ignore[index]
-            f"over {len(delays)} single-row writes",
-            flush=True,
-        )
-        times = []
-        for run in range(3):
-            a_root, b_root, a_port, b_port = cluster(lab, f"f{run}")
-            times.append(failover_time(lab, a_root, b_root, a_port, b_port))
-        results["failover_ms"] = {"median": round(statistics.median(times), 1), "runs": [round(t, 1) for t in times]}
-        print(f"failover (primary killed -> first write on the new primary): {times}", flush=True)
-        single = make_town(lab, "load", 1)
-        gt(lab, single.root, "start", "--port", str(single.port))
-        with connect(single.port) as conn, conn.cursor() as cur:
-            cur.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, v VARCHAR(40))")
-        rows = []
-        for n, agents in enumerate(int(x) for x in args.loads.split(",")):
-            row = load(single.port, agents, args.seconds, (n + 1) * 10**9)
-            row["server_rss_mb"] = server_rss_mb(single.root)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-        results["load"] = rows
+        if "delay" in parts:
+            a_root, b_root, a_port, b_port = cluster(lab, "0")
+            delays = replication_delay(a_port, b_port, args.samples)
+            results["replication_delay_ms"] = {
+                "median": round(statistics.median(delays), 2),
+                "min": round(min(delays), 2),
+                "max": round(max(delays), 2),
+                "samples": len(delays),
+            }
+            print(f"replication delay: median {statistics.median(delays):.2f} ms over {len(delays)} writes", flush=True)
+        failovers: list[float] = []
+        restarts: list[float] = []
+        baselines: list[float] = []
+        for run in range(args.runs if parts & {"failover", "restart"} else 0):
+            if "failover" in parts:
+                a_root, b_root, a_port, b_port = cluster(lab, f"f{run}")
+                failovers.append(failover_time(lab, a_root, b_root, a_port, b_port))
+                print(
+                    f"failover (primary killed -> first write on the new primary): {failovers[-1]:.1f} ms", flush=True
+                )
+            if "restart" in parts:
+                baselines.append(single_start_time(lab, f"{run}"))
+                a_root, b_root, a_port, _ = cluster(lab, f"r{run}")
+                restarts.append(restarted_pair_time(lab, a_root, b_root, a_port))
+                print(
+                    f"restarted pair (both killed, both started -> first write): {restarts[-1]:.1f} ms; "
+                    f"one town's start -> first write: {baselines[-1]:.1f} ms",
+                    flush=True,
+                )
+        if failovers:
+            results["failover_ms"] = summary(failovers)
+        if restarts:
+            ratio = statistics.median(restarts) / statistics.median(baselines)
+            results["restarted_pair_ms"] = {
+                **summary(restarts),
+                "baseline": summary(baselines),
+                "ratio": round(ratio, 2),
+            }
+        if "load" in parts:
+            single = make_town(lab, "load", 1)
+            gt(lab, single.root, "start", "--port", str(single.port))
+            with connect(single.port) as conn, conn.cursor() as cur:
+                cur.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, v VARCHAR(40))")
+            rows = []
+            for n, agents in enumerate(int(x) for x in args.loads.split(",")):
+                row = load(single.port, agents, args.seconds, (n + 1) * 10**9)
+                row["server_rss_mb"] = server_rss_mb(single.root)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            results["load"] = rows
     print(json.dumps(results, indent=2))
     return 0
 

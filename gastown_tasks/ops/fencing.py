@@ -255,7 +255,7 @@ def settle(
             )
         return None
 
-    outcome = poll_until(round_, wait, first_delay=0.01, max_delay=0.25)
+    outcome = poll_until(round_, wait, first_delay=0.005)
     if outcome is not None:
         return outcome
     mine = replication_state(target)
