@@ -369,9 +369,49 @@ def test_a_fenced_server_is_promoted_by_start_again_or_by_watch_once_its_peer_an
         again = a.gt("start")
         assert_clean(again, 0)
         assert "already running" in again.stdout and "cluster: the primary at epoch 2" in again.stdout
+        restarted = a.gt("restart")  # a restart is a return too: fenced, then promoted at the next epoch
+        assert_clean(restarted, 0)
+        assert "cluster: the primary at epoch 3, takes writes" in restarted.stdout
+        wait_until(lambda: b.answers("SELECT @@GLOBAL.dolt_cluster_role_epoch", None) == [(3,)], "B to follow A")
     finally:
         cleanup_town(a.t)
         cleanup_town(b.t)
+
+
+def test_of_three_a_returning_primary_waits_for_every_peer_not_for_most(tmp_path: Path, dolt_binary: Path) -> None:
+    """Any peer may have been promoted by hand while the others were down: one standby answering is
+    no proof, whatever the majority."""
+    a, b, c = (Node(make_town(tmp_path / name), name, free_port()) for name in "abc")
+    configure(a, "primary", b, c, fence=1)
+    configure(b, "standby", a, c, fence=1)
+    configure(c, "standby", a, b, fence=1)
+    a.t.rig("hq")
+    try:
+        assert_clean(b.gt("start"), 0)
+        assert_clean(c.gt("start"), 0)
+        assert_clean(a.gt("start"), 0)
+        a.query("CREATE TABLE beads (id INT PRIMARY KEY)")
+        a.query("INSERT INTO beads VALUES (1)")
+        for standby in (b, c):
+            wait_until(lambda s=standby: s.answers("SELECT id FROM beads") == [(1,)], f"row 1 on {standby.name}")
+        for node in (a, b, c):
+            node.kill()
+        assert_clean(b.gt("start"), 0)
+        fenced = a.gt("start")
+        assert_clean(fenced, FENCED)
+        assert "peer c (127.0.0.1:" in fenced.stderr and "peer b" not in fenced.stderr
+        assert a.role() == ("standby", 2) and refuses_writes(a)
+        assert_clean(c.gt("start"), 0)
+        again = a.gt("start")
+        assert_clean(again, 0)
+        assert "cluster: the primary at epoch 3, takes writes" in again.stdout
+        a.query("INSERT INTO beads VALUES (2)")
+        for standby in (b, c):
+            wait_until(lambda s=standby: s.answers("SELECT id FROM beads ORDER BY id") == [(1,), (2,)], "row 2")
+            assert standby.role() == ("standby", 3)
+    finally:
+        for node in (a, b, c):
+            cleanup_town(node.t)
 
 
 def test_two_servers_both_configured_primary_end_with_one_primary(tmp_path: Path, dolt_binary: Path) -> None:
