@@ -112,15 +112,28 @@ def start_pair(a: Node, b: Node) -> None:
     wait_until(lambda: b.answers("SELECT COUNT(*) FROM beads") is not None, "the table on the standby")
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, dolt_binary: Path) -> Iterator[tuple[Node, Node]]:
-    a, b = pair(tmp_path)
+@contextlib.contextmanager
+def cleaned_up(*nodes: Node) -> Iterator[None]:
+    """Every server of these towns is stopped afterwards, whatever happened."""
     try:
+        yield
+    finally:
+        for node in nodes:
+            cleanup_town(node.t)
+
+
+@contextlib.contextmanager
+def started_pair(tmp_path: Path, ack: int = 0, fence: float = 30) -> Iterator[tuple[Node, Node]]:
+    a, b = pair(tmp_path, ack=ack, fence=fence)
+    with cleaned_up(a, b):
         start_pair(a, b)
         yield a, b
-    finally:
-        cleanup_town(a.t)
-        cleanup_town(b.t)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, dolt_binary: Path) -> Iterator[tuple[Node, Node]]:
+    with started_pair(tmp_path) as nodes:
+        yield nodes
 
 
 def rows(node: Node) -> list[int]:
@@ -165,6 +178,17 @@ def acknowledged_writer(node: Node, acknowledged: list[int], first: int) -> thre
     thread = threading.Thread(target=write)
     thread.start()
     return thread
+
+
+def kill_mid_write(node: Node, writes: int) -> list[int]:
+    """Acknowledged writes on `node` until there are `writes`, then SIGKILL while they go on: the
+    rows acknowledged."""
+    acknowledged: list[int] = []
+    writer = acknowledged_writer(node, acknowledged, 1)
+    wait_until(lambda: len(acknowledged) >= writes, f"{writes} acknowledged writes on {node.name}")
+    node.kill()
+    writer.join(timeout=60)
+    return acknowledged
 
 
 def test_rows_written_on_the_primary_are_read_on_the_standby_which_refuses_writes(
@@ -221,14 +245,8 @@ def test_a_returning_old_primary_takes_no_write_it_would_lose_and_no_acknowledge
     tmp_path: Path, dolt_binary: Path
 ) -> None:
     """Issue 20, fault 1: A killed, B promoted, B down too, A started alone, then B back."""
-    a, b = pair(tmp_path, ack=5, fence=1)
-    try:
-        start_pair(a, b)
-        acknowledged: list[int] = []
-        writer = acknowledged_writer(a, acknowledged, 1)
-        wait_until(lambda: len(acknowledged) >= 20, "acknowledged writes on A")
-        a.kill()  # mid-write
-        writer.join(timeout=60)
+    with started_pair(tmp_path, ack=5, fence=1) as (a, b):
+        acknowledged = kill_mid_write(a, 20)
         assert_clean(b.gt("failover", "--force"), 0)
         assert b.role() == ("primary", 3)
         on_b: list[int] = []
@@ -258,9 +276,6 @@ def test_a_returning_old_primary_takes_no_write_it_would_lose_and_no_acknowledge
         assert set(acknowledged) <= final, sorted(set(acknowledged) - final)[:10]
         assert final == b_rows  # nothing B wrote was discarded by A's return
         assert a.status()["fenced"] is False and a.gt("start").returncode == 0
-    finally:
-        cleanup_town(a.t)
-        cleanup_town(b.t)
 
 
 def b_rows_so_far(node: Node) -> list[tuple]:
@@ -286,15 +301,9 @@ def rows_of_stopped(node: Node) -> list[int]:
 def test_both_servers_killed_and_restarted_together_end_with_one_primary_and_no_lost_write(
     tmp_path: Path, dolt_binary: Path
 ) -> None:
-    a, b = pair(tmp_path, ack=5)
-    try:
-        start_pair(a, b)
-        acknowledged: list[int] = []
-        writer = acknowledged_writer(a, acknowledged, 1)
-        wait_until(lambda: len(acknowledged) >= 20, "acknowledged writes on A")
-        a.kill()
+    with started_pair(tmp_path, ack=5) as (a, b):
+        acknowledged = kill_mid_write(a, 20)
         b.kill()
-        writer.join(timeout=60)
         starts = [a.gt_popen("start"), b.gt_popen("start")]  # both hosts come back at once
         (a_out, a_err), (b_out, b_err) = (p.communicate(timeout=120) for p in starts)
         assert [p.returncode for p in starts] == [0, 0], a_err + b_err
@@ -308,18 +317,13 @@ def test_both_servers_killed_and_restarted_together_end_with_one_primary_and_no_
         assert set(acknowledged) <= survived, sorted(set(acknowledged) - survived)[:10]
         a.query("INSERT INTO beads VALUES (1000000)")
         wait_until(lambda: (1000000,) in (b.answers("SELECT id FROM beads") or []), "the new write on B")
-    finally:
-        cleanup_town(a.t)
-        cleanup_town(b.t)
 
 
 @pytest.mark.parametrize("how", ["failover --force", "take_writes_alone"])
 def test_a_lone_survivor_refuses_writes_until_failover_force_or_the_setting_says_take_them(
     tmp_path: Path, dolt_binary: Path, how: str
 ) -> None:
-    a, b = pair(tmp_path, fence=1)
-    try:
-        start_pair(a, b)
+    with started_pair(tmp_path, fence=1) as (a, b):
         a.query("INSERT INTO beads VALUES (1)")
         wait_until(lambda: b.answers("SELECT id FROM beads") == [(1,)], "row 1 on B")
         b.kill()
@@ -349,16 +353,13 @@ def test_a_lone_survivor_refuses_writes_until_failover_force_or_the_setting_says
         assert_clean(b.gt("start"), 0)  # B returns as a standby and follows the higher epoch
         wait_until(lambda: b.answers("SELECT id FROM beads ORDER BY id") == [(1,), (2,)], "B to catch up")
         assert b.role() == ("standby", 3)
-    finally:
-        cleanup_town(a.t)
-        cleanup_town(b.t)
 
 
 def test_a_fenced_server_is_promoted_by_start_again_or_by_watch_once_its_peer_answers(
     tmp_path: Path, dolt_binary: Path
 ) -> None:
     a, b = pair(tmp_path, fence=0.5)
-    try:
+    with cleaned_up(a, b):
         assert_clean(a.gt("start"), FENCED)  # a new cluster started primary first: it waits for b
         assert a.role() == ("standby", 1) and a.status()["fenced"] is True
         assert_clean(b.gt("start"), 0)
@@ -373,9 +374,6 @@ def test_a_fenced_server_is_promoted_by_start_again_or_by_watch_once_its_peer_an
         assert_clean(restarted, 0)
         assert "cluster: the primary at epoch 3, takes writes" in restarted.stdout
         wait_until(lambda: b.answers("SELECT @@GLOBAL.dolt_cluster_role_epoch", None) == [(3,)], "B to follow A")
-    finally:
-        cleanup_town(a.t)
-        cleanup_town(b.t)
 
 
 def test_of_three_a_returning_primary_waits_for_every_peer_not_for_most(tmp_path: Path, dolt_binary: Path) -> None:
@@ -386,7 +384,7 @@ def test_of_three_a_returning_primary_waits_for_every_peer_not_for_most(tmp_path
     configure(b, "standby", a, c, fence=1)
     configure(c, "standby", a, b, fence=1)
     a.t.rig("hq")
-    try:
+    with cleaned_up(a, b, c):
         assert_clean(b.gt("start"), 0)
         assert_clean(c.gt("start"), 0)
         assert_clean(a.gt("start"), 0)
@@ -409,16 +407,13 @@ def test_of_three_a_returning_primary_waits_for_every_peer_not_for_most(tmp_path
         for standby in (b, c):
             wait_until(lambda s=standby: s.answers("SELECT id FROM beads ORDER BY id") == [(1,), (2,)], "row 2")
             assert standby.role() == ("standby", 3)
-    finally:
-        for node in (a, b, c):
-            cleanup_town(node.t)
 
 
 def test_two_servers_both_configured_primary_end_with_one_primary(tmp_path: Path, dolt_binary: Path) -> None:
     """Without fencing both bootstrapped primary at epoch 1 and Dolt made both detected_broken_config."""
     a, b = pair(tmp_path, fence=0.5)
     configure(b, "primary", a, fence=0.5)
-    try:
+    with cleaned_up(a, b):
         assert_clean(a.gt("start"), FENCED)
         started = b.gt("start")
         assert_clean(started, 0)
@@ -427,9 +422,6 @@ def test_two_servers_both_configured_primary_end_with_one_primary(tmp_path: Path
         assert a.role() == ("standby", 2) and b.role() == ("primary", 2)
         assert_clean(a.gt("start"), 0)  # no longer fenced: its mark was for epoch 1
         assert_clean(a.gt("doctor"), 0)
-    finally:
-        cleanup_town(a.t)
-        cleanup_town(b.t)
 
 
 # --- failover --------------------------------------------------------------------------------------
@@ -438,14 +430,8 @@ def test_two_servers_both_configured_primary_end_with_one_primary(tmp_path: Path
 def test_with_acknowledged_writes_a_killed_primary_loses_no_acknowledged_write(
     tmp_path: Path, dolt_binary: Path
 ) -> None:
-    a, b = pair(tmp_path, ack=5)
-    try:
-        start_pair(a, b)
-        acknowledged: list[int] = []
-        writer = acknowledged_writer(a, acknowledged, 1)
-        wait_until(lambda: len(acknowledged) >= 30, "acknowledged writes")
-        a.kill()  # mid-write
-        writer.join(timeout=60)
+    with started_pair(tmp_path, ack=5) as (a, b):
+        acknowledged = kill_mid_write(a, 30)
         forced = b.gt("failover", "--force")
         assert_clean(forced, 0)
         assert "this server is now the primary at epoch 3" in forced.stdout and "may lose" in forced.stdout
@@ -453,18 +439,13 @@ def test_with_acknowledged_writes_a_killed_primary_loses_no_acknowledged_write(
         assert set(acknowledged) <= survived, sorted(set(acknowledged) - survived)[:10]
         b.query("INSERT INTO beads VALUES (1000000)")  # writes go on, on the new primary
         assert 1000000 in rows(b)
-    finally:
-        cleanup_town(a.t)
-        cleanup_town(b.t)
 
 
 def test_with_the_standby_down_writes_acknowledged_with_a_warning_are_what_a_failover_loses(
     tmp_path: Path, dolt_binary: Path
 ) -> None:
     """What docs/cluster.md says is lost: writes committed while no standby had them."""
-    a, b = pair(tmp_path, ack=1)
-    try:
-        start_pair(a, b)
+    with started_pair(tmp_path, ack=1) as (a, b):
         a.query("INSERT INTO beads VALUES (1), (2), (3)")
         wait_until(lambda: b.answers("SELECT COUNT(*) FROM beads") == [(3,)], "rows 1-3 on the standby")
         assert_clean(b.gt("stop"), 0)
@@ -486,9 +467,6 @@ def test_with_the_standby_down_writes_acknowledged_with_a_warning_are_what_a_fai
         assert "peer b (127.0.0.1:" in returned.stdout and "is the primary at epoch 3" in returned.stdout
         wait_until(lambda: a.answers("SELECT id FROM beads ORDER BY id") == [(1,), (2,), (3,)], "A to converge")
         assert a.role() == ("standby", 3)
-    finally:
-        cleanup_town(a.t)
-        cleanup_town(b.t)
 
 
 def test_the_old_primary_returns_as_a_standby_and_a_second_failover_goes_back(cluster: tuple[Node, Node]) -> None:
@@ -607,7 +585,7 @@ def test_a_peer_that_is_this_server_under_a_forwarded_port_is_named_and_never_pr
     a.t.rig("hq")
     forward = Forward(a.t.port)
     mirror = Node(TownFixture(a.t.town, a.t.settings.with_overrides(port=forward.port)), "b", free_port())
-    try:
+    with cleaned_up(a), contextlib.closing(forward):
         configure(a, "primary", mirror, fence=5)
         fenced = a.gt("start")  # it would wait for itself for ever: refused at once, naming why
         assert_clean(fenced, FENCED)
@@ -618,9 +596,6 @@ def test_a_peer_that_is_this_server_under_a_forwarded_port_is_named_and_never_pr
             assert f"peer b (127.0.0.1:{forward.port}) is this server itself (the same server_uuid)" in done.stderr
         assert a.role() == ("standby", 1) and refuses_writes_anywhere(a)
         assert "fail cluster b: is this server itself" in a.gt("doctor").stdout
-    finally:
-        forward.close()
-        cleanup_town(a.t)
 
 
 # --- the truth at start: a broken persisted state, and its repair -----------------------------------
@@ -656,9 +631,7 @@ def break_by_hand(node: Node, dolt: Path) -> None:
 def test_a_broken_persisted_state_fails_start_with_exit_8_and_the_repair_doctor_names_works(
     tmp_path: Path, dolt_binary: Path
 ) -> None:
-    a, b = pair(tmp_path)
-    try:
-        start_pair(a, b)
+    with started_pair(tmp_path) as (a, b):
         a.query("INSERT INTO beads VALUES (1)")
         wait_until(lambda: b.answers("SELECT id FROM beads") == [(1,)], "row 1 on B")
         assert_clean(a.gt("stop"), 0)
@@ -682,9 +655,6 @@ def test_a_broken_persisted_state_fails_start_with_exit_8_and_the_repair_doctor_
         wait_until(lambda: b.answers("SELECT id FROM beads ORDER BY id") == [(1,), (2,)], "B to follow A")
         assert b.role() == ("standby", 3)
         assert_clean(a.gt("doctor"), 0)
-    finally:
-        cleanup_town(a.t)
-        cleanup_town(b.t)
 
 
 def test_a_clustered_server_keeps_its_own_dolt_root_in_the_town_and_backups_keep_the_role(
@@ -731,23 +701,18 @@ def test_an_impossible_cluster_is_refused_before_anything_starts(tmp_path: Path,
         f"dolt:\n  port: {a.t.port}\n  cluster:\n    role: primary\n    remotesapi_port: {own_api}\n    standbys:\n"
         + "".join(f"      - {e}\n" for e in entries)
     )
-    try:
+    with cleaned_up(a):
         for command in ("start", "failover"):
             done = a.gt(command)
             assert_clean(done, 2)
             assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert not a.t.servers() and not (a.t.root / ".dolt-root").exists()
-    finally:
-        cleanup_town(a.t)
 
 
 def test_a_bad_cluster_setting_is_refused_before_anything_starts(tmp_path: Path, dolt_binary: Path) -> None:
     a, b = pair(tmp_path)
-    try:
+    with cleaned_up(a, b):
         a.t.root.joinpath("invoke.yaml").write_text(f"dolt:\n  port: {a.t.port}\n  cluster:\n    role: leader\n")
         done = a.gt("start")
         assert_clean(done, 2)
         assert "dolt.cluster.role" in done.stderr and not a.t.servers()
-    finally:
-        cleanup_town(a.t)
-        cleanup_town(b.t)
