@@ -156,7 +156,8 @@ def standing_of(town: Town, state: Mapping[str, Any], note: str = "") -> Standin
             False,
             False,
             f"in Dolt's detected_broken_config at epoch {epoch}: it saw two primaries at one epoch, refuses every "
-            f"write, and keeps that state across restarts (in {town.dolt_root}); gt-dolt doctor names the repair",
+            f"write, and keeps that state across restarts (in {town.dolt_root}){extra}; gt-dolt doctor names the "
+            "repair",
             BROKEN_CONFIG,
         )
     said = f"a standby at epoch {epoch}, read-only: writes go to the primary{extra}"
@@ -187,6 +188,16 @@ def _silent_remedy(views: list[PeerView]) -> str:
         f"{them}, then run gt-dolt start here again (gt-dolt watch does it by itself); or take writes alone now, "
         f"discarding whatever {names} wrote as primary: gt-dolt failover --force"
     )
+
+
+def _outranked(view: PeerView, epoch: int) -> str:
+    """A peer at a higher epoch took over while this server was away: it keeps the newer history."""
+    said = f"{view.line}, above this server's {epoch}, so this server stays a standby"
+    if view.kind == "primary":
+        return (
+            f"{said} and follows it (whatever it wrote as primary and had not replicated is discarded as it catches up)"
+        )
+    return f"{said}; no primary answers yet: make {view.peer.name} the primary (on it: gt-dolt failover)"
 
 
 def _blocked(views: list[PeerView]) -> str:
@@ -234,11 +245,7 @@ def settle(
         seen["views"] = views
         higher = [view for view in views if view.epoch is not None and view.epoch > mine["epoch"]]
         if higher:
-            seen["followed"] = (
-                f"{higher[0].line}, above this server's {mine['epoch']}: that one holds the newer history, so this "
-                "server stays a standby and follows it (whatever it wrote as primary and had not replicated is "
-                "discarded when it catches up)"
-            )
+            seen["followed"] = _outranked(higher[0], mine["epoch"])
             return standing_of(town, mine, seen["followed"])
         blocked = _blocked(views)
         if blocked:
@@ -286,7 +293,9 @@ def promote(
         assume_role(target, "primary", epoch)
     except GastownError as exc:
         after = replication_state(target)
-        return standing_of(town, after, f"the promotion did not happen ({exc})")
+        if is_fenced(town, after):
+            return _fenced(town, after, f"taking the primary role failed ({exc}); run gt-dolt start here again")
+        return standing_of(town, after, f"it did not take the primary role ({exc})")
     after = replication_state(target)
     if after["role"] == BROKEN:
         return standing_of(
