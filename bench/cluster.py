@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/cluster.py [--samples 40] [--runs 3] [--loads 1,4,16,64] [--seconds 4]
     .venv/bin/python bench/cluster.py --only failover,restart      # the fencing figures alone
+    git archive <rev before fencing> | tar -x -C /tmp/before          # then, against it:
+    .venv/bin/python bench/cluster.py --only failover,restart --before /tmp/before
 
 - replication delay: a 1-row INSERT on the primary until the row is visible on the standby
   (median of --samples writes, 50 ms apart);
@@ -11,6 +13,8 @@
   until the first write is accepted (the returning primary starts fenced and promotes itself once
   its peer answers; --runs times), against the baseline of the same run: two unclustered towns
   started at once, until the first accepts a write (the same two start-ups on the same cores);
+- with --before DIR, failover and the restarted pair again with gt-dolt from DIR (without fencing),
+  alternating with this one run by run: the ratios are the price of fencing;
 - load: N agents (threads, one connection each) writing single rows as fast as they can for
   --seconds, at each N in --loads: throughput, write latency p50/p95, the server's RSS.
 
@@ -20,6 +24,7 @@ Towns on loopback with their own ports, under one temporary folder removed at th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import signal
@@ -28,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -54,8 +60,27 @@ def configure(root: Path, port: int, api: int, role: str, peer: tuple[str, int, 
     )
 
 
+BEFORE: dict[str, str] = {}  # PYTHONPATH of the package measured as the baseline, while it is measured
+
+
+def gt_env(lab: Lab) -> dict[str, str]:
+    return {**{k: v for k, v in lab.env.items() if not k.startswith("GT_DOLT_")}, **BEFORE}
+
+
+@contextlib.contextmanager
+def package(path: str | None) -> Iterator[None]:
+    """gt-dolt runs from `path` (a checkout of another commit) inside the block; None: this one."""
+    BEFORE.clear()
+    if path:
+        BEFORE["PYTHONPATH"] = path
+    try:
+        yield
+    finally:
+        BEFORE.clear()
+
+
 def gt(lab: Lab, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in lab.env.items() if not k.startswith("GT_DOLT_")}
+    env = gt_env(lab)
     done = subprocess.run([*GT_DOLT, *args], cwd=root, env=env, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"gt-dolt {' '.join(args)}: {done.stderr}")
@@ -151,7 +176,7 @@ def failover_time(lab: Lab, a_root: Path, b_root: Path, a_port: int, b_port: int
 
 def started_at_once(lab: Lab, roots: tuple[Path, Path], port: int) -> float:
     """`gt-dolt start` launched in both towns at once: until a write is accepted on `port`."""
-    env = {k: v for k, v in lab.env.items() if not k.startswith("GT_DOLT_")}
+    env = gt_env(lab)
     started = time.perf_counter()
     starts = [
         subprocess.Popen([*GT_DOLT, "start"], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -243,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loads", default="1,4,16,64")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--only", default=",".join(PARTS), help=f"some of {','.join(PARTS)}")
+    parser.add_argument(
+        "--before",
+        help="a checkout of gastown-tasks without fencing (git archive REV | tar -x -C DIR): failover and the "
+        "restarted pair are measured with it too, alternating, as the baseline",
+    )
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
     results: dict[str, object] = {}
@@ -257,34 +287,35 @@ def main(argv: list[str] | None = None) -> int:
                 "samples": len(delays),
             }
             print(f"replication delay: median {statistics.median(delays):.2f} ms over {len(delays)} writes", flush=True)
-        failovers: list[float] = []
-        restarts: list[float] = []
-        baselines: list[float] = []
+        figures: dict[str, list[float]] = {}
+
+        def measure(name: str, value: float) -> None:
+            figures.setdefault(name, []).append(value)
+            print(f"{name}: {value:.1f} ms", flush=True)
+
+        versions = [("", None)] + ([(" before", args.before)] if args.before else [])
         for run in range(args.runs if parts & {"failover", "restart"} else 0):
-            if "failover" in parts:
-                a_root, b_root, a_port, b_port = cluster(lab, f"f{run}")
-                failovers.append(failover_time(lab, a_root, b_root, a_port, b_port))
-                print(
-                    f"failover (primary killed -> first write on the new primary): {failovers[-1]:.1f} ms", flush=True
-                )
+            for suffix, path in versions if run % 2 == 0 else versions[::-1]:
+                with package(path):
+                    if "failover" in parts:
+                        a_root, b_root, a_port, b_port = cluster(lab, f"f{run}{suffix.strip()}")
+                        measure("failover" + suffix, failover_time(lab, a_root, b_root, a_port, b_port))
+                    if "restart" in parts:
+                        a_root, b_root, a_port, _ = cluster(lab, f"r{run}{suffix.strip()}")
+                        measure("restarted pair" + suffix, restarted_pair_time(lab, a_root, b_root, a_port))
             if "restart" in parts:
-                baselines.append(unclustered_pair_time(lab, f"{run}"))
-                a_root, b_root, a_port, _ = cluster(lab, f"r{run}")
-                restarts.append(restarted_pair_time(lab, a_root, b_root, a_port))
-                print(
-                    f"restarted pair (both killed, both started -> first write): {restarts[-1]:.1f} ms; "
-                    f"two unclustered towns started at once -> first write: {baselines[-1]:.1f} ms",
-                    flush=True,
-                )
-        if failovers:
-            results["failover_ms"] = summary(failovers)
-        if restarts:
-            ratio = statistics.median(restarts) / statistics.median(baselines)
-            results["restarted_pair_ms"] = {
-                **summary(restarts),
-                "baseline": summary(baselines),
-                "ratio": round(ratio, 2),
-            }
+                measure("two unclustered towns started at once", unclustered_pair_time(lab, f"{run}"))
+        for name, times in figures.items():
+            results[name.replace(" ", "_") + "_ms"] = summary(times)
+        for name, base in (
+            ("restarted pair", "two unclustered towns started at once"),
+            ("restarted pair", "restarted pair before"),
+            ("failover", "failover before"),
+        ):
+            if name in figures and base in figures:
+                ratio = statistics.median(figures[name]) / statistics.median(figures[base])
+                results[f"{name} vs {base}"] = round(ratio, 2)
+                print(f"{name} vs {base}: {ratio:.2f}x", flush=True)
         if "load" in parts:
             single = make_town(lab, "load", 1)
             gt(lab, single.root, "start", "--port", str(single.port))
