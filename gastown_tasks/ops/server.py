@@ -84,7 +84,8 @@ def _check_port(settings: DoltSettings, running: Running | None) -> None:
 def start(town: Town, settings: DoltSettings, timeout: float | None = None, echo: Echo = _quiet) -> StartResult:
     """Start this town's server and return once it answers SQL and lists every rig.
 
-    Idempotent: a running server of this town is reported, not restarted.
+    Idempotent: a running server of this town is reported, not restarted.  A clustered server's
+    role after its fence is `result.cluster` (exit_code 7: fenced, read-only; 8: broken).
     """
     timeout = (
         settings.start_timeout if timeout is None else settings.with_overrides(start_timeout=timeout).start_timeout
