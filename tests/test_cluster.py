@@ -557,7 +557,12 @@ class Forward:
                 client, _ = self.server.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.to_port), timeout=5)
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.to_port), timeout=5)
+            except OSError:
+                client.close()  # nothing listens behind the forward: refused, as the port itself would be
+                continue
+            upstream.settimeout(None)
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self.pipe, args=(src, dst), daemon=True).start()
 
