@@ -180,17 +180,19 @@ def test_refused_credentials_and_an_unreachable_server_are_told_apart(local: Tow
 
 
 def test_a_remote_town_sees_a_clustered_primary(local: TownFixture, remote: Remote) -> None:
-    """The remote server as a cluster primary (its standby not up): a remote town sees its role."""
+    """The remote server as a cluster primary (its standby not up, so it takes writes alone after
+    its fence, as dolt.cluster.take_writes_alone allows): a remote town sees its role."""
     tasks = "from invoke import Collection\nimport gastown_tasks\nns = Collection()\ngastown_tasks.add_dolt(ns)\n"
     remote.town.root.joinpath("tasks.py").write_text(tasks)
     remote.town.root.joinpath("invoke.yaml").write_text(
         f"dolt:\n  cluster:\n    role: primary\n    epoch: 1\n    remotesapi_port: {free_port()}\n"
-        f"    remotesapi_host: {remote.address}\n    standbys:\n"
-        f"      - {{name: absent, host: {remote.address}, remotesapi_port: {free_port()}}}\n"
+        f"    remotesapi_host: {remote.address}\n    fence_timeout: 0.5\n    take_writes_alone: true\n    standbys:\n"
+        f"      - {{name: absent, host: {remote.address}, remotesapi_port: {free_port()}, sql_port: {free_port()}}}\n"
     )
     assert_clean(remote.inside("restart"), 0)
     wait_until(lambda: here(local, remote, "status").returncode == 0, "the remote server to answer again")
     status = json.loads(here(local, remote, "status", "--json").stdout)
-    assert status["cluster"]["role"] == "primary" and status["cluster"]["epoch"] == 1
-    assert "ok   cluster: it is primary at epoch 1" in here(local, remote, "doctor").stdout
-    assert "role primary at epoch 1" in here(local, remote, "cluster-status").stdout
+    assert status["cluster"]["role"] == "primary" and status["cluster"]["epoch"] == 2
+    assert status["cluster"]["writable"] is True
+    assert "ok   cluster: it is primary at epoch 2" in here(local, remote, "doctor").stdout
+    assert "role primary at epoch 2, takes writes" in here(local, remote, "cluster-status").stdout

@@ -30,9 +30,14 @@ def _target(env: Env) -> tuple[DoltSettings, DoltSettings]:
 
 def cluster_status(env: Env, json_: bool = False) -> int:
     from ..ops import cluster
+    from ..ops.remote import is_remote
 
-    _, target = _target(env)
+    settings, target = _target(env)
     state = cluster.replication_state(target)
+    if state["role"] and not is_remote(settings):
+        from ..ops.fencing import annotate
+
+        annotate(env.town(settings), state)
     if json_:
         print(json.dumps(state, indent=2))
     elif not state["role"]:
@@ -46,10 +51,10 @@ def failover(env: Env, force: bool = False) -> int:
     from ..ops.cluster import cluster_of
     from ..ops.failover import promote_standby
 
-    settings, target = _target(env)
-    config = cluster_of(settings)
+    config = cluster_of(env.settings())  # an impossible cluster is refused before anything is asked
     if config is None:
         raise ConfigError("failover needs dolt.cluster: this town is not clustered (docs/cluster.md)")
+    settings, target = _target(env)
     promote_standby(settings, target, config, force, print)
     return 0
 

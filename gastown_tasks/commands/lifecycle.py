@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING
 
 from .runner import Env
@@ -54,6 +55,19 @@ def _remote_guard(settings: object, what: str) -> None:
     refuse_if_remote(settings, what)
 
 
+def cluster_outcome(result: StartResult) -> int:
+    """A clustered server's role after start, said; exit 7 when it runs fenced (read-only), 8 when
+    Dolt put it in detected_broken_config: it runs, but cannot take the writes its role needs."""
+    standing = result.cluster
+    if standing is None:
+        return 0
+    if standing.exit_code:
+        print(f"warning: the server runs but takes no writes: {standing.said}", file=sys.stderr)
+    else:
+        print(f"cluster: {standing.said}")
+    return standing.exit_code
+
+
 def start(env: Env, timeout: str | None = None, port: str | None = None) -> int:
     from ..ops import server
 
@@ -62,7 +76,7 @@ def start(env: Env, timeout: str | None = None, port: str | None = None) -> int:
     result = server.start(town, settings, echo=print)
     notes(result.notes)
     print(describe_start(result))
-    return 0
+    return cluster_outcome(result)
 
 
 def stop(env: Env, timeout: str | None = None, port: str | None = None, force: bool = False) -> int:
@@ -86,7 +100,7 @@ def restart(env: Env, timeout: str | None = None, port: str | None = None, force
     if stopped.was_running:
         print(f"dolt sql-server stopped (pid {stopped.pid})")
     print(describe_start(started))
-    return 0
+    return cluster_outcome(started)
 
 
 def status_text(st: object) -> str:

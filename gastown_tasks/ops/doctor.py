@@ -9,13 +9,13 @@ link; it never starts, stops or signals a process and never touches a database.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from . import backuprecords, cluster, health, safefs, sqlclient
+from . import backuprecords, cluster, fencing, health, safefs, sqlclient
 from .beads_doctor import beads_checks, fix_beads
-from .checks import Check, Fix, local_checks
+from .checks import Check, Fix, Level, local_checks
 from .discovery import Observed, mark_stopped, observe, record_running
-from .errors import AccessDenied, GastownError, SqlFailure
+from .errors import GastownError
 from .locking import town_lock
 from .rigs import scan_data_dir, some_of
 from .runfiles import STATE_FILE_LIMIT, State, iso_time, remove_run_file, write_state
@@ -39,12 +39,36 @@ def run_checks(town: Town, settings: DoltSettings) -> list[Check]:
         local_checks(town, settings, seen)
         + beads_checks(town, settings, seen)
         + [health_check(town, settings, seen), backup_check(town, settings)]
-        + cluster_checks(settings, seen)
+        + cluster_checks(town, settings, seen)
     )
 
 
-def cluster_checks(settings: DoltSettings, seen: Observed) -> list[Check]:
-    """Standbys reachable, lag under 5 s, exactly one primary, every rig on every standby."""
+REPAIR_BROKEN = (
+    "check dolt.cluster on every server (exactly one bootstrapped role: primary; no standby entry that is the "
+    "server itself), then run gt-dolt failover on the server that should be the primary (past a broken peer "
+    "it needs --force): the others follow it as standbys"
+)
+PEER_LEVELS: dict[str, Level] = {
+    "standby": "ok",
+    "primary": "ok",
+    "silent": "warn",
+    "unreadable": "warn",
+    "broken": "fail",
+    "self": "fail",
+    "denied": "fail",
+    "foreign": "fail",
+}
+PEER_FIXES = {
+    "silent": "start it on its host (writes are not replicated meanwhile)",
+    "broken": REPAIR_BROKEN,
+    "self": "fix dolt.cluster.standbys",
+    "denied": "give both servers the same dolt.password",
+}
+
+
+def cluster_checks(town: Town, settings: DoltSettings, seen: Observed) -> list[Check]:
+    """This server's role (broken, fenced), each peer, exactly one primary, lag under 5 s, every rig
+    on every standby."""
     config = cluster.cluster_of(settings)
     if config is None:
         return []
@@ -52,74 +76,72 @@ def cluster_checks(settings: DoltSettings, seen: Observed) -> list[Check]:
         return [Check("cluster", "ok", "no server running to ask")]
     target = settings.with_overrides(port=seen.running.port)
     try:
-        mine = cluster.replication_state(target)
+        mine = fencing.annotate(town, cluster.replication_state(target))
         ours = sqlclient.call(target, sqlclient.show_databases, what="list the databases")
     except GastownError as exc:
         return [Check("cluster", "warn", f"cluster state not read: {exc}", "gt-dolt restart")]
+    views = cluster.survey(settings, config, mine.get("server_uuid"))
     checks: list[Check] = []
-    primaries = [("this server", mine["epoch"])] if mine["role"] == "primary" else []
-    for peer in config.peers:
-        try:
-            state = cluster.peer_state(settings, peer)
-        except SqlFailure as exc:
-            fix = "start it on its host (writes are not replicated meanwhile)" if exc.silent else None
-            said = f"{peer.host}:{peer.sql_port} does not answer" if exc.silent else str(exc)
-            checks.append(Check(f"cluster {peer.name}", "warn", said, fix))
-            continue
-        except AccessDenied as exc:
-            checks.append(
-                Check(
-                    f"cluster {peer.name}",
-                    "fail",
-                    f"it answers but refuses our login ({exc}); it is alive: never fail over past it",
-                    "give both servers the same dolt.password",
-                )
-            )
-            continue
-        except GastownError as exc:
-            checks.append(Check(f"cluster {peer.name}", "fail", str(exc)))
-            continue
-        if state["role"] == "primary":
-            primaries.append((peer.name, state["epoch"]))
-        missing = sqlclient.missing(ours, cluster.peer_databases(settings, peer)) if mine["role"] == "primary" else []
-        said = f"{state['role']} at epoch {state['epoch']}"
+    for view in views:
+        said = view.said if view.kind != "silent" else f"{view.peer.where} does not answer"
+        missing = []
+        if view.kind == "standby" and mine["role"] == "primary":
+            missing = sqlclient.missing(ours, cluster.peer_databases(settings, view.peer))
         if missing:
             checks.append(
                 Check(
-                    f"cluster {peer.name}",
+                    f"cluster {view.peer.name}",
                     "warn",
                     f"{said}; does not have {', '.join(missing)} yet",
                     "wait for replication, then gt-dolt cluster-status",
                 )
             )
         else:
-            checks.append(Check(f"cluster {peer.name}", "ok", said))
-    lags = [r["replication_lag_millis"] or 0 for r in mine["replication"]]
-    worst = max(lags, default=0)
+            checks.append(Check(f"cluster {view.peer.name}", PEER_LEVELS[view.kind], said, PEER_FIXES.get(view.kind)))
+    checks.insert(0, own_check(town, mine, views))
+    return checks
+
+
+def own_check(town: Town, mine: dict[str, Any], views: list[cluster.PeerView]) -> Check:
+    """This server's line: broken or fenced (with the repair), else exactly one primary and the lag."""
+    if mine["role"] == cluster.BROKEN:
+        return Check(
+            "cluster",
+            "fail",
+            f"this server is in Dolt's detected_broken_config at epoch {mine['epoch']}: it saw two primaries at one "
+            f"epoch (or a standby entry that was itself), refuses every write, and keeps that state in "
+            f"{town.dolt_root} across restarts",
+            REPAIR_BROKEN,
+        )
+    primaries = [("this server", mine["epoch"])] if mine["role"] == "primary" else []
+    primaries += [(view.peer.name, view.epoch) for view in views if view.kind == "primary"]
+    if mine.get("fenced") and not primaries:
+        waiting = [view.peer.name for view in views if view.kind != "standby"]
+        return Check(
+            "cluster",
+            "fail",
+            f"this server is fenced: it was the primary at epoch {mine['epoch']} and takes writes only once every "
+            f"peer has answered with no higher epoch; waiting for {', '.join(waiting) or 'nothing: run gt-dolt start'}",
+            "start the peers, then gt-dolt start here (gt-dolt watch does it by itself); or take writes alone, "
+            "discarding what they had not replicated: gt-dolt failover --force",
+        )
     if len(primaries) != 1:
         named = ", ".join(f"{who} (epoch {epoch})" for who, epoch in primaries) or "none"
-        checks.insert(
-            0,
-            Check(
-                "cluster",
-                "fail",
-                f"{len(primaries)} primaries: {named}; exactly one must be",
-                "gt-dolt demote on all but one (or gt-dolt failover on a standby), see docs/cluster.md",
-            ),
+        return Check(
+            "cluster",
+            "fail",
+            f"{len(primaries)} primaries: {named}; exactly one must be",
+            "gt-dolt demote on all but one (or gt-dolt failover on a standby), see docs/cluster.md",
         )
-    elif worst > cluster.LAG_WARN_MS:
-        checks.insert(
-            0,
-            Check(
-                "cluster",
-                "warn",
-                f"{mine['role']} at epoch {mine['epoch']}; a standby is {worst} ms behind",
-                "gt-dolt cluster-status (is the standby up?)",
-            ),
+    worst = max((r["replication_lag_millis"] or 0 for r in mine["replication"]), default=0)
+    if worst > cluster.LAG_WARN_MS:
+        return Check(
+            "cluster",
+            "warn",
+            f"{mine['role']} at epoch {mine['epoch']}; a standby is {worst} ms behind",
+            "gt-dolt cluster-status (is the standby up?)",
         )
-    else:
-        checks.insert(0, Check("cluster", "ok", f"{mine['role']} at epoch {mine['epoch']}; one primary"))
-    return checks
+    return Check("cluster", "ok", f"{mine['role']} at epoch {mine['epoch']}; one primary")
 
 
 def health_check(town: Town, settings: DoltSettings, seen: Observed) -> Check:

@@ -22,9 +22,8 @@ from typing import Any, NamedTuple
 
 import psutil
 
-from . import logrotate, safefs, serverconfig
+from . import fencing, logrotate, safefs, serverconfig
 from .binary import DOLT_UMASK, DoltBinary, dolt_command_hint, dolt_env, find_dolt, identify, run_dolt
-from .cluster import prepare_root, user_global_config
 from .discovery import Record, mark_stopped, state_of
 from .errors import ConfigError, GastownError, NoRigs, NotOurs, StartFailed, UnsafeFile
 from .health import disk_bytes
@@ -45,6 +44,7 @@ class StartResult(NamedTuple):
     started: bool  # False when this town's server was already running
     log_file: Path
     notes: list[str]
+    cluster: fencing.Standing | None = None  # a clustered server's role after start (ops/fencing.py)
 
 
 class Plan(NamedTuple):
@@ -202,7 +202,7 @@ def _spawn(
         stdout=log_fd,
         stderr=log_fd,
         start_new_session=True,  # a SIGHUP to the caller's terminal never reaches the server
-        env=dolt_env(prepare_root(town, user_global_config()) if plan.clustered else None),
+        env=dolt_env(fencing.prepare(town, settings) if plan.clustered else None),  # a primary starts fenced
         umask=DOLT_UMASK,
     )
     try:

@@ -84,7 +84,8 @@ def _check_port(settings: DoltSettings, running: Running | None) -> None:
 def start(town: Town, settings: DoltSettings, timeout: float | None = None, echo: Echo = _quiet) -> StartResult:
     """Start this town's server and return once it answers SQL and lists every rig.
 
-    Idempotent: a running server of this town is reported, not restarted.
+    Idempotent: a running server of this town is reported, not restarted.  A clustered server's
+    role after its fence is `result.cluster` (exit_code 7: fenced, read-only; 8: broken).
     """
     timeout = (
         settings.start_timeout if timeout is None else settings.with_overrides(start_timeout=timeout).start_timeout
@@ -102,7 +103,17 @@ def start(town: Town, settings: DoltSettings, timeout: float | None = None, echo
             result = launch(town, settings, plan, timeout, echo)
             result.notes[:0] = notes
         result.notes.extend(beads.sync_notes(town, settings, result.port, result.databases))
+    return _settled(town, settings, plan, result, echo)
+
+
+def _settled(town: Town, settings: DoltSettings, plan: Plan, result: StartResult, echo: Echo) -> StartResult:
+    """A clustered server's role once it answers: a fenced former primary is promoted only with its
+    peers' proof (ops/fencing.py).  Outside the town lock, so `stop` need not wait for the fence."""
+    if not plan.clustered:
         return result
+    from .fencing import settle
+
+    return result._replace(cluster=settle(town, settings, result.port, echo))
 
 
 def _stop_locked(
@@ -188,7 +199,7 @@ def restart(
             ) from None
         started.notes[:0] = stopped.notes
         started.notes.extend(beads.sync_notes(town, settings, started.port, started.databases))
-        return stopped, started
+    return stopped, _settled(town, settings, plan, started, echo)
 
 
 @contextmanager

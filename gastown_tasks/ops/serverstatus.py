@@ -149,9 +149,10 @@ def status(town: Town, settings: DoltSettings) -> Status:
     cluster = None
     if sql == "answering" and settings.cluster:
         from .cluster import replication_state
+        from .fencing import annotate
 
         try:
-            cluster = replication_state(target)
+            cluster = annotate(town, replication_state(target))  # role, epoch, writable, fenced
         except GastownError as exc:
             notes.append(f"cluster state not read: {exc}")
     created = running.create_time() or time.time()

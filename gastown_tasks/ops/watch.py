@@ -73,7 +73,22 @@ class Watcher:
         except GastownError:
             answers = False
         self.silent_checks = 0 if answers else self.silent_checks + 1
+        if answers and self.settings.cluster:
+            self.finish_fence(seen.running.port)
         return "ok" if answers or self.silent_checks < self.policy.unanswering_checks else "unanswering"
+
+    def finish_fence(self, port: int) -> None:
+        """A fenced former primary whose peers now answer takes the primary role (ops/fencing.py):
+        with a watcher, a pair whose hosts came back far apart needs no second `start`."""
+        from .fencing import settle_pending
+
+        try:
+            standing = settle_pending(self.town, self.settings, port, self.log)
+        except GastownError as exc:
+            self.log(f"fence not settled: {str(exc).splitlines()[0]}")
+            return
+        if standing is not None and not standing.fenced:
+            self.log(f"cluster: {standing.said}")
 
     def may_restart(self, now: float) -> bool:
         self.restarts = [at for at in self.restarts if now - at < self.policy.window]
