@@ -94,14 +94,14 @@ def other_filesystem(path: Path, size: str = "256m") -> Iterator[str]:
 
 
 def _force_exdev(monkeypatch: pytest.MonkeyPatch, source: Path) -> None:
-    real = os.rename
+    real = migrate.rename_noreplace
 
-    def rename(src: os.PathLike[str] | str, dst: os.PathLike[str] | str) -> None:
-        if Path(src) == source:
+    def rename(src_fd: int, src: str, dst_fd: int, dst: str) -> None:
+        if Path(os.readlink(f"/proc/self/fd/{src_fd}")) / src == source.resolve():
             raise OSError(18, "Invalid cross-device link")
-        real(src, dst)
+        real(src_fd, src, dst_fd, dst)
 
-    monkeypatch.setattr(migrate.os, "rename", rename)
+    monkeypatch.setattr(migrate, "rename_noreplace", rename)
 
 
 def test_cross_filesystem_migration_copies_verifies_and_removes_the_source(
@@ -119,7 +119,9 @@ def test_cross_filesystem_migration_copies_verifies_and_removes_the_source(
         assert [m.rig for m in report.moved] == ["gastown"]
         assert any("another filesystem" in line for line in lines)
         assert not source.exists()
-        assert not [p for p in t.town.data_dir.iterdir() if p.name.startswith(".migrate-")]
+        assert not [p for p in t.town.data_dir.iterdir() if p.name.startswith((".migrate-", ".staging"))] or not list(
+            (t.town.data_dir / ".staging").iterdir()
+        )
     server.start(t.town, t.settings)
     assert rows(t, "gastown") == [(1, "far"), (2, "away")]
 

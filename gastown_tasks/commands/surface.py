@@ -71,9 +71,12 @@ COMMANDS: tuple[Command, ...] = (
         Says which dolt `start` will run when it is not this build (dolt.binary, or a dolt on PATH).
         Examples:
           gt-dolt install
-          gt-dolt install --bd      # also build beads' bd client, which the tests drive
+          gt-dolt install --bd --gt # also build beads' bd and Gas Town's gt, which the tests drive
         """,
-        (Option("bd", "Also build beads' bd (v1.0.0) into the cache", flag=True),),
+        (
+            Option("bd", "Also build beads' bd (v1.0.0) into the cache", flag=True),
+            Option("gt", "Also build Gas Town's gt (v1.0.0) into the cache", flag=True),
+        ),
     ),
     Command(
         "start",
