@@ -121,11 +121,14 @@ class Plan(NamedTuple):
 
 
 def held_outside(town: Town, rig: str) -> str | None:
-    """What the rig's beads dirs still hold outside the server (one line), or None."""
-    held = [str(db.path) for found in beadslayout.rig_beads(town, rig) for db in found.databases]
-    if not held:
-        return None
-    return f"rig {rig}: {', '.join(held)} holds issues the server does not serve"
+    """What the rig's beads dirs still hold outside the server (one line), or None.  A link gt-dolt
+    does not follow may lead to such data: it holds the beads back too."""
+    found = beadslayout.rig_beads(town, rig)
+    held = [str(db.path) for beads in found for db in beads.databases]
+    if held:
+        return f"rig {rig}: {', '.join(held)} holds issues the server does not serve"
+    problems = [beads.problem for beads in found if beads.problem]
+    return f"rig {rig}: {problems[0]}" if problems else None
 
 
 MIGRATE = "run gt-dolt migrate, which moves them into .dolt-data and then points bd at the server"
@@ -151,7 +154,9 @@ def plan_metadata(town: Town, settings: DoltSettings, port: int, databases: list
     """
     plan = Plan([], {}, [], [])
     existing = {name.lower() for name in databases}
+    seen: set[str] = set()  # rigs whose beads were looked at
     for beads in town_beads(town):
+        seen.add(beads.rig)
         if beads.problem is not None:
             plan.refused.append(f"rig {beads.rig}: {beads.problem}")
             continue
@@ -181,6 +186,17 @@ def plan_metadata(town: Town, settings: DoltSettings, port: int, databases: list
         if beads.port_file is not None and beads.port_file != port:
             plan.changes.append(Change(beads.rig, beads.dir / PORT_FILE, f"port {beads.port_file} -> {port}"))
             plan.writes[beads.dir / PORT_FILE] = str(port).encode()
+    # Rigs with no database in .dolt-data yet, whose beads hold one: the same refusal, so that no
+    # command that points beads at the server is silent about data it leaves outside.
+    for found in beadslayout.outside_the_server(town):
+        if found.rig in seen:
+            continue
+        seen.add(found.rig)
+        if found.problem:
+            plan.refused.append(f"rig {found.rig}: {found.problem}")
+        else:
+            held = ", ".join(str(db.path) for db in found.databases)
+            plan.held.append(f"rig {found.rig}: {held} holds issues the server does not serve: {MIGRATE}")
     return plan
 
 

@@ -30,12 +30,17 @@ def beads_checks(town: Town, settings: DoltSettings, seen: Observed) -> list[Che
     databases, port = _databases(town, settings, seen)
     known = {name.lower() for name in databases}
     held = beadslayout.outside_the_server(town)
-    for found in held:
-        what = found.problem or (
-            f"{', '.join(str(db.path) for db in found.databases)} holds issues the server does not serve "
-            "(bd reads them there; pointed at the server it would not see them)"
-        )
-        checks.append(Check(f"beads {found.rig}", "fail", what, "gt-dolt migrate" if not found.problem else None))
+    for rig in dict.fromkeys(found.rig for found in held):
+        mine = [found for found in held if found.rig == rig]
+        databases = [str(db.path) for found in mine for db in found.databases]
+        if databases:
+            what = (
+                f"{', '.join(databases)} holds issues the server does not serve "
+                "(bd reads them there; pointed at the server it would not see them)"
+            )
+            checks.append(Check(f"beads {rig}", "fail", what, "gt-dolt migrate"))
+        else:  # a link or redirect not followed: what is behind it is not known
+            checks.append(Check(f"beads {rig}", "warn", "; ".join(found.problem or "" for found in mine)))
     for b in beads.town_beads(town):
         name = f"beads {b.rig}"
         if any(found.rig == b.rig for found in held):

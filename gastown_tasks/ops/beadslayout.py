@@ -31,6 +31,7 @@ REDIRECT = "redirect"
 REDIRECT_HOPS = 4  # gt: the first hop, then resolveBeadsDirWithDepth(…, 3)
 LAYOUTS = ("embeddeddolt", "dolt")
 EMBEDDED_LOCK = ".lock"  # bd's flock in embeddeddolt/, held while bd uses the embedded database
+NO_LINKS = "gt-dolt never follows a link out of the town: move the data itself into the town, or out of it"
 
 
 class LocalDatabase(NamedTuple):
@@ -116,10 +117,10 @@ def metadata_dir(town: Town, rig: str) -> Path:
     return town.root / rig / ".beads"
 
 
-def local_databases(town: Town, beads_dir: Path) -> tuple[LocalDatabase, ...]:
-    """Every Dolt database in `embeddeddolt/` and `dolt/` of a beads dir (links included, so that
-    they are reported; a migration refuses them)."""
-    found = []
+def local_databases(town: Town, beads_dir: Path) -> tuple[tuple[LocalDatabase, ...], list[Path]]:
+    """(every Dolt database in `embeddeddolt/` and `dolt/` of a beads dir, the entries there that
+    are links to one: never followed, reported)."""
+    found, linked = [], []
     for layout in LAYOUTS:
         parent = beads_dir / layout
         if _kind(parent) != stat.S_IFDIR or not inside(town, parent):
@@ -128,12 +129,24 @@ def local_databases(town: Town, beads_dir: Path) -> tuple[LocalDatabase, ...]:
             names = sorted(os.listdir(parent))
         except OSError:
             continue
-        found += [
-            LocalDatabase(parent / name, layout)
-            for name in names
-            if not name.startswith(".") and os.path.isdir(parent / name / ".dolt")
-        ]
-    return tuple(found)
+        for name in names:
+            if name.startswith(".") or not os.path.isdir(parent / name / ".dolt"):
+                continue
+            if _kind(parent / name) == stat.S_IFLNK:
+                linked.append(parent / name)
+            else:
+                found.append(LocalDatabase(parent / name, layout))
+    return tuple(found), linked
+
+
+def layout_folders(town: Town) -> list[Path]:
+    """Every `embeddeddolt/` and `dolt/` folder of the town's beads dirs (where a migration removes
+    its sources, and a killed one may leave a `.discarded-…` folder behind)."""
+    found = []
+    for rig in rig_folders(town):
+        for beads in rig_beads(town, rig):
+            found += [beads.dir / layout for layout in LAYOUTS if _kind(beads.dir / layout) == stat.S_IFDIR]
+    return [folder for folder in found if inside(town, folder)]
 
 
 def rig_folders(town: Town) -> list[str]:
@@ -154,13 +167,23 @@ def rig_beads(town: Town, rig: str) -> list[RigBeads]:
     seen: list[Path] = []
     found = []
     for start in (work / ".beads", metadata_dir(town, rig)):
+        if _kind(start) == stat.S_IFLNK:
+            if start not in seen:
+                seen.append(start)
+                found.append(RigBeads(rig, start, (), f"{start} is a symlink; {NO_LINKS}"))
+            continue
         if _kind(start) != stat.S_IFDIR:
             continue
         resolved, problem = follow_redirects(town, start)
         if resolved in seen:
             continue
         seen.append(resolved)
-        found.append(RigBeads(rig, resolved, () if problem else local_databases(town, resolved), problem))
+        databases: tuple[LocalDatabase, ...] = ()
+        if problem is None:
+            databases, linked = local_databases(town, resolved)
+            linked = [resolved / layout for layout in LAYOUTS if _kind(resolved / layout) == stat.S_IFLNK] + linked
+            problem = f"{linked[0]} is a symlink; {NO_LINKS}" if linked else None
+        found.append(RigBeads(rig, resolved, databases, problem))
     return found
 
 

@@ -107,24 +107,37 @@ def listener_port(text: str) -> int | None:
     return None
 
 
-def _read(town: Town, parts: tuple[str, ...], what: str) -> bytes | None:
+class Unreadable(NamedTuple):
+    """A file gt reads that gt-dolt will not (a link, a FIFO, someone else's, too big)."""
+
+    path: str
+    why: str
+
+    def note(self, what: str) -> str:
+        return f"{self.path} cannot be read ({self.why}); gt reads {what} there: make it a plain file of yours again"
+
+
+def _read(town: Town, parts: tuple[str, ...]) -> bytes | Unreadable | None:
     path = town.root.joinpath(*parts)
     try:
         return safefs.read_bytes(path, FILE_LIMIT, root=town.root)
     except GastownError as exc:
-        raise ConfigError(
-            f"cannot read {path} ({exc}), where gt reads {what}: make it a plain file of yours again"
-        ) from None
+        return Unreadable(str(path), str(exc))
 
 
-def config_yaml_port(town: Town) -> int | None:
-    raw = _read(town, (".dolt-data", "config.yaml"), "the town's port")
-    return listener_port(raw.decode("utf-8", errors="replace")) if raw is not None else None
+def config_yaml_port(town: Town) -> tuple[int | None, str | None]:
+    """(listener.port of .dolt-data/config.yaml, or None; a note when the file cannot be read)."""
+    raw = _read(town, (".dolt-data", "config.yaml"))
+    if isinstance(raw, Unreadable):
+        return None, raw.note("the town's port")
+    return (listener_port(raw.decode("utf-8", errors="replace")) if raw is not None else None), None
 
 
 def daemon_json_port(town: Town) -> tuple[int | None, str | None]:
     """(env.GT_DOLT_PORT of mayor/daemon.json, or None; a note when it is there but unusable)."""
-    raw = _read(town, DAEMON_JSON, "the port gt config set dolt.port sets")
+    raw = _read(town, DAEMON_JSON)
+    if isinstance(raw, Unreadable):
+        return None, raw.note("the port gt config set dolt.port sets")
     if raw is None:
         return None, None
     try:
@@ -150,8 +163,8 @@ def gt_port(town: Town, environ: Mapping[str, str] | None = None) -> tuple[int, 
     env = os.environ if environ is None else environ
     from_env = env.get("GT_DOLT_PORT", "").strip()
     pinned, note = daemon_json_port(town)
-    notes = [note] if note else []
-    from_yaml = config_yaml_port(town)
+    from_yaml, unread = config_yaml_port(town)
+    notes = [text for text in (note, unread) if text]
     if not from_env and pinned is not None:
         return pinned, FROM_DAEMON_JSON, pinned, notes
     if from_yaml is not None:
@@ -238,7 +251,11 @@ def for_town(
 
 
 def check_start(town: Town, port: int) -> None:
-    """A start never puts the server where gt does not look: refuse a port other than daemon.json's."""
+    """A start never puts the server where gt does not look: refuse a port other than daemon.json's
+    (and a start while daemon.json cannot be read: gt reads it, so its port cannot be known)."""
+    raw = _read(town, DAEMON_JSON)
+    if isinstance(raw, Unreadable):
+        raise ConfigError(raw.note("the town's port") + ", then start again")
     pinned, _ = daemon_json_port(town)
     if pinned is not None and pinned != port:
         raise ConfigError(

@@ -16,8 +16,9 @@ Each database is verified: Dolt opens it and counts the rows of every table befo
 after it, and the counts must match.  It is moved whole with one rename into place (never
 replacing anything there); across file systems it is copied into the staging area
 (ops/staging.py), checked file by file, opened and counted there, renamed into place, and only
-then is the source removed.  A copy left by a run killed after that rename, identical byte for
-byte to its source, is finished on the next run (the source removed).  Finally every rig's beads
+then is the source removed.  A run killed between that rename and the removal is finished by the
+next run: daemon/dolt-migrate.json names the source, the target and the digest of what was copied,
+and the source is removed only while it still has that digest.  Finally every rig's beads
 metadata is pointed at the server (ops/beads.py, which refuses a beads dir that still holds data).
 """
 
@@ -25,11 +26,11 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,20 +122,51 @@ def _listing(root: Path) -> dict[str, int]:
     return found
 
 
-def same_tree(a: Path, b: Path) -> bool:
-    """The same files, byte for byte (a copy proven whole before its source is removed)."""
-    files = _listing(a)
-    if files != _listing(b):
-        return False
-    for name in files:
-        with open(a / name, "rb") as fa, open(b / name, "rb") as fb:
-            while True:
-                chunk = fa.read(1 << 20)
-                if chunk != fb.read(1 << 20):
-                    return False
-                if not chunk:
-                    break
-    return True
+def tree_digest(root: Path) -> str:
+    """SHA-256 over every file's relative path and bytes: what a copy was made from."""
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(folder, name)
+            digest.update(os.path.relpath(full, root).encode() + b"\0")
+            if os.path.islink(full):
+                digest.update(b"link:" + os.readlink(full).encode())
+                continue
+            with open(full, "rb") as data:
+                for chunk in iter(lambda: data.read(1 << 20), b""):
+                    digest.update(chunk)
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+# A copy renamed into place before its source was removed: the next run must finish it, and only
+# it.  The journal names the source, the target, and the digest of what was copied; it is written
+# just before the copy is renamed into place and removed once the source is gone.
+JOURNAL = "dolt-migrate.json"
+
+
+def _journal(town: Town) -> dict[str, str] | None:
+    try:
+        raw = safefs.read_bytes(town.daemon_dir / JOURNAL, 64 * 1024, root=town.root)
+        data = json.loads(raw.decode("utf-8")) if raw is not None else None
+    except (GastownError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("source", "target", "digest")):
+        return None
+    return data
+
+
+def _interrupted_copy(town: Town, source: Path, target: Path) -> bool:
+    """`target` is the verified copy of `source`, renamed into place by a run killed before it
+    removed the source, and the source has not changed since."""
+    entry = _journal(town)
+    return (
+        entry is not None
+        and entry["source"] == str(source)
+        and entry["target"] == str(target)
+        and tree_digest(source) == entry["digest"]
+    )
 
 
 def _candidate(town: Town, rig: str, found: list[beadslayout.RigBeads], existing: list[str]) -> Move | Skip | None:
@@ -159,7 +191,7 @@ def _candidate(town: Town, rig: str, found: list[beadslayout.RigBeads], existing
     if not beadslayout.valid_rig(rig):
         return Skip(source, f"folder {rig!r} is not a valid rig name: rename the folder, then migrate again")
     if os.path.lexists(target):
-        if os.path.isdir(target / ".dolt") and same_tree(source, target):
+        if os.path.isdir(target / ".dolt") and _interrupted_copy(town, source, target):
             return Move(source, target, rig, tree_size(source), layout, finish=True)
         return Skip(
             source,
@@ -195,20 +227,21 @@ def plan_migration(town: Town) -> MigrationPlan:
 # --- verification: Dolt opens it and counts every table ------------------------------------------
 
 
-@contextmanager
-def _counting_env() -> Iterator[dict[str, str]]:
-    """A private Dolt root for the counting `dolt sql`: no statistics database is written into the
-    source (Dolt's default), no telemetry."""
-    with tempfile.TemporaryDirectory(prefix="gastown-count-") as home:
-        os.mkdir(os.path.join(home, ".dolt"), 0o700)
-        config = {
-            "sqlserver.global.dolt_stats_enabled": "0",
-            "metrics.disabled": "true",
-            "versioncheck.disabled": "true",
-        }
-        with open(os.path.join(home, ".dolt", "config_global.json"), "w") as out:
-            json.dump(config, out)
-        yield dolt_env({"DOLT_ROOT_PATH": home})
+COUNT_ROOT = "dolt-count-root"  # in daemon/: the Dolt root of the counting `dolt sql`
+
+
+def counting_env(town: Town, dolt: Path) -> dict[str, str]:
+    """The environment of the counting `dolt sql`: a Dolt root of its own (daemon/dolt-count-root,
+    0700, kept) whose config turns off Dolt's statistics database, which Dolt would otherwise write
+    into the database it counts.  Dolt writes that config itself."""
+    root = town.daemon_dir / COUNT_ROOT
+    safefs.ensure_private_dir(root, root=town.root)
+    env = dolt_env({"DOLT_ROOT_PATH": str(root)})
+    done = run_dolt(dolt, "config", "--global", "--add", "sqlserver.global.dolt_stats_enabled", "0", env=env)
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip()[-300:]
+        raise MigrationError(f"Dolt could not be set up to count rows ({said}); nothing was moved")
+    return env
 
 
 def _sql_rows(dolt: Path, database: Path, query: str, env: dict[str, str]) -> list[dict[str, object]]:
@@ -230,22 +263,20 @@ def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def table_counts(dolt: Path, database: Path) -> dict[str, int]:
-    """Table -> number of rows, as Dolt reads the database (its working set)."""
-    with _counting_env() as env:
-        tables = [
-            str(value)
-            for row in _sql_rows(dolt, database, "SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'", env)
-            for key, value in row.items()
-            if key.startswith("Tables_in_")
-        ]
-        if not tables:
-            return {}
-        query = " UNION ALL ".join(
-            f"SELECT {json.dumps(name)} AS t, COUNT(*) AS n FROM {_quote(name)}" for name in sorted(tables)
-        )
-        counts = {str(row.get("t")): int(str(row.get("n"))) for row in _sql_rows(dolt, database, query, env)}
-    return counts
+def table_counts(dolt: Path, database: Path, env: dict[str, str]) -> dict[str, int]:
+    """Table -> number of rows, as Dolt reads the database (its working set); `env` from counting_env."""
+    tables = [
+        str(value)
+        for row in _sql_rows(dolt, database, "SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'", env)
+        for key, value in row.items()
+        if key.startswith("Tables_in_")
+    ]
+    if not tables:
+        return {}
+    query = " UNION ALL ".join(
+        f"SELECT {json.dumps(name)} AS t, COUNT(*) AS n FROM {_quote(name)}" for name in sorted(tables)
+    )
+    return {str(row.get("t")): int(str(row.get("n"))) for row in _sql_rows(dolt, database, query, env)}
 
 
 def _differences(before: dict[str, int], after: dict[str, int]) -> str:
@@ -282,7 +313,7 @@ def _bd_lock(town: Town, move: Move) -> Iterator[None]:
 
 
 def _copy_then_swap(
-    town: Town, move: Move, source: Path, dolt: Path, before: dict[str, int], echo: Echo
+    town: Town, move: Move, source: Path, dolt: Path, env: dict[str, str], before: dict[str, int], echo: Echo
 ) -> dict[str, int]:
     """The cross-filesystem path: copy into the staging area, verify, rename into place; the source
     is removed by the caller, only after that rename.  Returns the listing the source had."""
@@ -299,12 +330,14 @@ def _copy_then_swap(
         if want != got:
             differ = sorted(set(want.items()) ^ set(got.items()))[:5]
             raise MigrationError(f"the copy of {move.source} differs from it ({differ}); source left as it was")
-        after = table_counts(dolt, stage.path)
+        after = table_counts(dolt, stage.path, env)
         if after != before:
             raise MigrationError(
                 f"the copy of {move.source} does not hold the same rows ({_differences(before, after)}); "
                 "source left as it was"
             )
+        entry = {"source": str(move.source), "target": str(move.target), "digest": tree_digest(source)}
+        safefs.write_atomic(town.daemon_dir / JOURNAL, json.dumps(entry).encode(), mode=0o600, root=town.root)
         try:
             stage.commit()
         except FileExistsError:
@@ -320,7 +353,7 @@ def _rename_into_place(town: Town, move: Move, src_fd: int, data_fd: int) -> Non
     os.fsync(data_fd)
 
 
-def _move(town: Town, move: Move, dolt: Path, echo: Echo) -> None:
+def _move(town: Town, move: Move, dolt: Path, env: dict[str, str], echo: Echo) -> None:
     """Count, move whole (rename, or copy-verify-swap across file systems), count again."""
     with (
         _bd_lock(town, move),
@@ -332,23 +365,24 @@ def _move(town: Town, move: Move, dolt: Path, echo: Echo) -> None:
             raise MigrationError(f"{move.source} is no longer a folder; nothing was moved")
         pinned = Path(f"/proc/self/fd/{src_fd}") / move.source.name  # the walked parents, pinned
         # Dolt runs in another process: it gets the folder the descriptor holds, as it is named now.
-        before = table_counts(dolt, Path(os.readlink(f"/proc/self/fd/{src_fd}")) / move.source.name)
+        before = table_counts(dolt, Path(os.readlink(f"/proc/self/fd/{src_fd}")) / move.source.name, env)
         try:
             _rename_into_place(town, move, src_fd, data_fd)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise safefs.failure(exc, move.source, f"move to {move.target}:") from None
-            want = _copy_then_swap(town, move, pinned, dolt, before, echo)
+            want = _copy_then_swap(town, move, pinned, dolt, env, before, echo)
             if _listing(pinned) != want:  # the source must still be what was copied before it goes
                 raise MigrationError(
                     f"{move.source} changed while it was copied; the copy is at {move.target} and the source "
                     "was kept: compare them, then remove the one you do not want"
                 ) from None
             echo(f"  copy verified and in place; removing the source {move.source}")
-            shutil.rmtree(move.source.name, dir_fd=src_fd)
+            staging.discard(src_fd, move.source.name)
+            safefs.remove(town.daemon_dir / JOURNAL, root=town.root)
         else:
             try:
-                after = table_counts(dolt, move.target)
+                after = table_counts(dolt, move.target, env)
                 if after != before:
                     raise MigrationError(
                         f"{move.target} does not read back the rows of {move.source} "
@@ -363,9 +397,10 @@ def _move(town: Town, move: Move, dolt: Path, echo: Echo) -> None:
 
 def _finish(town: Town, move: Move, echo: Echo) -> None:
     """A run killed after its copy was renamed into place left the source: remove it now."""
-    echo(f"  {move.target} is a byte-identical copy of {move.source} (an interrupted migration): removing the source")
+    echo(f"  {move.target} is the verified copy of {move.source} (an interrupted migration): removing the source")
     with _bd_lock(town, move), safefs.open_dir(move.source.parent, root=town.root) as src_fd:
-        shutil.rmtree(move.source.name, dir_fd=src_fd)
+        staging.discard(src_fd, move.source.name)
+    safefs.remove(town.daemon_dir / JOURNAL, root=town.root)
     _remove_empty_parents(town, move.source)
 
 
@@ -406,9 +441,12 @@ def migrate_town(town: Town, settings: DoltSettings, *, dry_run: bool = False, e
     """
     with town_lock(town, wait=settings.lock_wait):
         if not dry_run:
-            for leftover in staging.sweep(town.data_dir, root=town.root):
-                echo(f"removed {leftover} (left by an interrupted command; never the only copy of anything)")
+            for folder in [town.data_dir, *beadslayout.layout_folders(town)]:
+                for leftover in staging.sweep(folder, root=town.root):
+                    echo(f"removed {leftover} (left by an interrupted command; never the only copy of anything)")
         plan = plan_migration(town)
+        if not dry_run and not any(move.finish for move in plan.moves):
+            safefs.remove(town.daemon_dir / JOURNAL, root=town.root)  # its copy was never put in place
         report = MigrationReport([], list(plan.skipped), [], [])
         for skip in plan.skipped:
             echo(f"skip {skip.source}: {skip.why}")
@@ -423,6 +461,7 @@ def migrate_town(town: Town, settings: DoltSettings, *, dry_run: bool = False, e
             if not dry_run:
                 _refuse_busy(town, plan.moves)
         dolt = find_dolt(settings.binary) if plan.moves and not dry_run else None
+        env = counting_env(town, dolt) if dolt is not None and not all(m.finish for m in plan.moves) else {}
         for move in plan.moves:
             what = f"{move.source} -> {move.target} ({move.size:,} bytes, {move.layout})"
             if dry_run:
@@ -434,7 +473,7 @@ def migrate_town(town: Town, settings: DoltSettings, *, dry_run: bool = False, e
             else:
                 echo(f"move {what}")
                 assert dolt is not None
-                _move(town, move, dolt, echo)
+                _move(town, move, dolt, env, echo)
             report.moved.append(move)
         if not dry_run:
             port = running.port if running is not None else settings.port

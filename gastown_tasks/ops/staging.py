@@ -35,6 +35,8 @@ STAGING_MODE = 0o700
 # What earlier versions staged directly in .dolt-data (tempfile.mkdtemp names): `.init-<rig>-…` holds
 # a database at the top and would be served as a database of that name; both are disposable.
 LEGACY = re.compile(r"\.(init|migrate)-[A-Za-z0-9_-]{1,64}-[a-z0-9_]{8}")
+# What `discard` renamed away and had not finished deleting when it was killed.
+DISCARDED = re.compile(r"\.discarded-.{1,200}-[0-9a-f]{12}")
 RENAME_NOREPLACE = 1
 
 _renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
@@ -106,6 +108,14 @@ def staged(parent: Path, name: str, *, root: Path | None = None) -> Iterator[Sta
         yield stage
     finally:
         _remove(parent / STAGING, stage.folder.name, root)
+        with suppress(OSError, GastownError), safefs.open_dir(parent, root=root) as fd:
+            os.rmdir(STAGING, dir_fd=fd)  # only when nothing else is staged there
+
+
+def remove_tree(dir_fd: int, name: str) -> None:
+    """Delete folder `name` of the folder `dir_fd` holds, never following a link inside it: through
+    the pinned descriptor, with shutil's descriptor-based rmtree (which refuses a link at the top)."""
+    shutil.rmtree(f"/proc/self/fd/{dir_fd}/{name}")
 
 
 def _private(fd: int, where: Path) -> None:
@@ -115,13 +125,23 @@ def _private(fd: int, where: Path) -> None:
 
 
 def _remove(folder: Path, entry: str, root: Path | None) -> None:
-    """Remove `folder/entry` without following any link in it (fd-based rmtree)."""
+    """Remove `folder/entry` without following any link in it."""
     with suppress(FileNotFoundError), safefs.open_dir(folder, root=root) as fd:
         st = os.stat(entry, dir_fd=fd, follow_symlinks=False)
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(entry, dir_fd=fd)
+            remove_tree(fd, entry)
         else:
             os.unlink(entry, dir_fd=fd)
+
+
+def discard(dir_fd: int, name: str) -> None:
+    """Remove folder `name` (in the folder `dir_fd` holds) as one step: a rename to a hidden name
+    makes it gone at once, whole; the deletion follows.  A kill in between leaves a hidden
+    `.discarded-…` folder that `sweep` of that folder removes."""
+    trash = f".discarded-{name}-{secrets.token_hex(6)}"
+    os.rename(name, trash, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    os.fsync(dir_fd)
+    remove_tree(dir_fd, trash)
 
 
 def sweep(parent: Path, *, root: Path | None = None) -> list[Path]:
@@ -130,7 +150,7 @@ def sweep(parent: Path, *, root: Path | None = None) -> list[Path]:
     removed: list[Path] = []
     try:
         with safefs.open_dir(parent, root=root) as fd:
-            names = [n for n in os.listdir(fd) if n == STAGING or LEGACY.fullmatch(n)]
+            names = [n for n in os.listdir(fd) if n == STAGING or LEGACY.fullmatch(n) or DISCARDED.fullmatch(n)]
             for name in names:
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
@@ -138,7 +158,7 @@ def sweep(parent: Path, *, root: Path | None = None) -> list[Path]:
                 if name == STAGING:
                     removed += _sweep_staging(parent / STAGING, root)
                 else:
-                    shutil.rmtree(name, dir_fd=fd)
+                    remove_tree(fd, name)
                     removed.append(parent / name)
     except FileNotFoundError:
         return removed
@@ -155,7 +175,7 @@ def _sweep_staging(staging: Path, root: Path | None) -> list[Path]:
             if st.st_uid != os.geteuid():
                 continue
             if stat.S_ISDIR(st.st_mode):
-                shutil.rmtree(entry, dir_fd=fd)
+                remove_tree(fd, entry)
             else:
                 os.unlink(entry, dir_fd=fd)
             removed.append(staging / entry)
@@ -168,7 +188,7 @@ def leftovers(parent: Path, *, root: Path | None = None) -> list[Path]:
     try:
         with safefs.open_dir(parent, root=root) as fd:
             names = os.listdir(fd)
-        found += [parent / name for name in names if LEGACY.fullmatch(name)]
+        found += [parent / name for name in names if LEGACY.fullmatch(name) or DISCARDED.fullmatch(name)]
         if STAGING in names:
             with safefs.open_dir(parent / STAGING, root=root) as fd:
                 found += [parent / STAGING / entry for entry in os.listdir(fd)]
