@@ -57,9 +57,11 @@ def tools(dolt_binary: Path) -> dict[str, Path]:
 
 class Namespace:
     """A network, user and mount namespace of one test: loopback up, /tmp private but for the test's
-    own folder.  Commands run in it through nsenter; the holder process is killed by pid at the end."""
+    own folder (and the tools, should they live in /tmp).  Commands run in it through nsenter; the
+    holder process is killed by pid at the end."""
 
-    def __init__(self, keep: Path) -> None:
+    def __init__(self, keep: list[Path]) -> None:
+        """`keep`: what must stay visible under /tmp (the test's folder, tools that live there)."""
         self.holder = subprocess.Popen(
             ["unshare", "-rnm", "sleep", "infinity"], stdin=subprocess.DEVNULL, start_new_session=True
         )
@@ -71,16 +73,12 @@ class Namespace:
                 pytest.fail("unshare -rnm could not make a namespace (are user namespaces allowed?)", pytrace=False)
             time.sleep(0.01)
         hide = next(p for p in ("/mnt", "/media", "/srv", "/opt") if os.path.isdir(p))
-        script = ["ip link set lo up"]
-        if str(keep).startswith("/tmp/"):
-            script += [
-                f"mount -n --bind '{keep}' {hide}",
-                "mount -n -t tmpfs -o mode=1777 tmpfs /tmp",
-                f"mkdir -p '{keep}'",
-                f"mount -n --move {hide} '{keep}'",
-            ]
-        else:
-            script.append("mount -n -t tmpfs -o mode=1777 tmpfs /tmp")
+        # /tmp becomes a tmpfs of this namespace; what must stay is bound back from the real /tmp
+        kept = sorted({Path("/tmp", *path.parts[2:3]) for path in keep if path.parts[1:2] == ("tmp",)})
+        script = ["ip link set lo up", f"mount -n --bind /tmp {hide}", "mount -n -t tmpfs -o mode=1777 tmpfs /tmp"]
+        for folder in kept:
+            script += [f"mkdir -p '{folder}'", f"mount -n --bind '{hide}/{folder.name}' '{folder}'"]
+        script.append(f"umount -n -l {hide}")
         done = self.run(["sh", "-c", " && ".join(script)], env=os.environ.copy(), cwd=Path("/"))
         if done.returncode != 0:
             self.close()
@@ -234,7 +232,8 @@ class GasTown:
 @pytest.fixture
 def gastown(tmp_path: Path, tools: dict[str, Path]) -> Iterator[GasTown]:
     """A town's surroundings inside a namespace of this test: gt, bd, gt-dolt, a HOME."""
-    ns = Namespace(tmp_path)
+    used = [tmp_path, Path(sys.prefix), Path(os.path.realpath(sys.executable)), cache_root()]
+    ns = Namespace([*used, *(Path(os.path.realpath(tool)) for tool in tools.values())])
     town = GasTown(tmp_path, tools, ns)
     try:
         yield town

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-PORT = "TCP port (default: dolt.port, GT_DOLT_PORT, 3307)"
+PORT = "TCP port (default: dolt.port, else the town's, as gt reads it: docs/gastown.md)"
 
 
 class Option(NamedTuple):
@@ -112,7 +112,7 @@ COMMANDS: tuple[Command, ...] = (
 
         Examples:
           gt-dolt restart
-          gt-dolt restart --port 3308   # move the server to another port
+          gt-dolt restart --port 3308   # move the town to another port (gt follows: config.yaml)
         """,
         (
             _timeout("Seconds to wait for the server to answer after the restart"),

@@ -121,12 +121,13 @@ class Plan(NamedTuple):
 
 
 def held_outside(town: Town, rig: str) -> str | None:
-    """What the rig's beads dirs still hold outside the server (one line), or None.  A link gt-dolt
-    does not follow may lead to such data: it holds the beads back too."""
+    """Why the rig's beads must not be pointed at the server yet (one line, with the remedy), or
+    None: data its beads dirs still hold outside the server, or a link gt-dolt does not follow
+    (which may lead to such data)."""
     found = beadslayout.rig_beads(town, rig)
     held = [str(db.path) for beads in found for db in beads.databases]
     if held:
-        return f"rig {rig}: {', '.join(held)} holds issues the server does not serve"
+        return f"rig {rig}: {', '.join(held)} holds issues the server does not serve: {MIGRATE}"
     problems = [beads.problem for beads in found if beads.problem]
     return f"rig {rig}: {problems[0]}" if problems else None
 
@@ -163,7 +164,7 @@ def plan_metadata(town: Town, settings: DoltSettings, port: int, databases: list
         assert beads.metadata is not None
         held = held_outside(town, beads.rig)
         if held is not None:
-            plan.held.append(f"{held}; {beads.dir / METADATA} was left as it is (bd keeps using that data): {MIGRATE}")
+            plan.held.append(f"{held} ({beads.dir / METADATA} was left as it is: bd keeps using that data)")
             continue
         current = dict(beads.metadata)
         updated = dict(current)
@@ -237,7 +238,7 @@ def refuse_if_held(town: Town, rig: str) -> None:
     made anew (an empty database would hide those issues and block their migration)."""
     held = held_outside(town, rig)
     if held is not None:
-        raise RigError(f"{held}; nothing was created: {MIGRATE}")
+        raise RigError(f"nothing was created: {held}")
 
 
 def ensure_rig_metadata(town: Town, settings: DoltSettings, port: int, rig: str, databases: list[str]) -> list[str]:

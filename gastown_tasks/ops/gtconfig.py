@@ -250,6 +250,12 @@ def for_town(
     return (settings.with_overrides(**overrides) if overrides else settings), choice
 
 
+def settings_for_town(town: Town, settings: DoltSettings, config: Mapping[str, Any] | None = None) -> DoltSettings:
+    """`settings` (from resolve_settings(config)) with the town's port and log level as gt reads
+    them, unless `config` names its own: what every gt-dolt command and Invoke task uses."""
+    return for_town(town, settings, config)[0]
+
+
 def check_start(town: Town, port: int) -> None:
     """A start never puts the server where gt does not look: refuse a port other than daemon.json's
     (and a start while daemon.json cannot be read: gt reads it, so its port cannot be known)."""

@@ -107,7 +107,7 @@ SCHEMA: dict[str, Any] = {
 # Keys of the file that follow a setting of ours; an override would make the two disagree.
 OWNED: dict[tuple[str, ...], str] = {
     ("listener", "host"): "dolt.host (GT_DOLT_HOST)",
-    ("listener", "port"): "dolt.port (GT_DOLT_PORT, --port)",
+    ("listener", "port"): "the town's port (--port or dolt.port; docs/gastown.md)",
     ("listener", "socket"): "nothing: gt-dolt never opens a unix socket (Dolt puts it in /tmp)",
     ("data_dir",): "nothing: the data dir is always the town's .dolt-data",
     ("log_level",): "dolt.log_level (GT_DOLT_LOGLEVEL)",
