@@ -1,11 +1,12 @@
 """Side by side with Gas Town's real `gt` (v1.0.0) and beads' real `bd` (1.0.0) in the same towns.
 
 Both come from the project's setup (`./dev`: gt-dolt install --bd --gt, cached beside Dolt); without
-them these tests fail, never skip.  gt insists on port 3307 in places, so every test that runs gt
-makes its own network namespace (`unshare -rn`: a user namespace too, so an ordinary user can make
-one; loopback up), with a private /tmp (bd keeps a circuit breaker in /tmp/beads-circuit, keyed by
-host:port).  gt, bd, gt-dolt and the Dolt servers they start all run inside it; each test has its
-own HOME with a git and Dolt identity.  Tests that need no gt run bd and gt-dolt on free ports.
+them these tests fail, never skip.  gt insists on port 3307 in places, so every test makes its own
+network namespace (`unshare -rnm`: a user namespace too, so an ordinary user can make one where
+user namespaces are allowed; loopback up), with a private /tmp (bd keeps a circuit breaker in
+/tmp/beads-circuit, keyed by host:port; gt's Dolt may make /tmp/mysql.sock).  gt, bd, gt-dolt and
+the Dolt servers they start all run inside it, and each test has its own HOME with a git and Dolt
+identity.  Nothing here needs root.
 """
 
 from __future__ import annotations

@@ -40,11 +40,6 @@ METADATA_LIMIT = 1024 * 1024
 HQ = "hq"
 
 
-def beads_dir(town: Town, rig: str) -> tuple[Path, str | None]:
-    """The beads dir bd uses for `rig` (redirects followed), and why a redirect was not followed."""
-    return beadslayout.follow_redirects(town, beadslayout.metadata_dir(town, rig))
-
-
 class Beads(NamedTuple):
     """One rig's beads dir as bd would read it."""
 
@@ -72,11 +67,12 @@ class Beads(NamedTuple):
 
 
 def read_beads(town: Town, rig: str) -> Beads:
-    where, problem = beads_dir(town, rig)
+    start = beadslayout.metadata_dir(town, rig)
+    if not os.path.lexists(start):  # most rigs: no beads dir, nothing to open safely
+        return Beads(rig, start, None, None)
+    where, problem = beadslayout.follow_redirects(town, start)
     if problem is not None:
         return Beads(rig, where, None, None, problem)
-    if not os.path.lexists(where):  # most rigs: no beads dir, nothing to open safely
-        return Beads(rig, where, None, None)
     try:
         raw = safefs.read_bytes(where / METADATA, METADATA_LIMIT, root=town.root)
         port_raw = safefs.read_bytes(where / PORT_FILE, 64, root=town.root)

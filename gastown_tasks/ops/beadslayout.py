@@ -92,6 +92,8 @@ def follow_redirects(town: Town, beads_dir: Path) -> tuple[Path, str | None]:
     """(the beads dir bd uses, why a redirect was not followed or None)."""
     start = beads_dir
     for _ in range(REDIRECT_HOPS):
+        if not os.path.lexists(beads_dir / REDIRECT):  # nearly every beads dir: no redirect
+            return beads_dir, None
         target = _read_redirect(town, beads_dir) if inside(town, beads_dir) else None
         if target is None:
             return beads_dir, None
