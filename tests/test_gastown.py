@@ -86,8 +86,12 @@ class Namespace:
             pytest.fail(f"setting up the namespace failed: {done.stderr}", pytrace=False)
 
     def _entered(self, ours: str) -> bool:
+        """The holder is in its namespaces with its uid map written: unshare writes the map after it
+        unshares and before it runs `sleep`, and a command entering earlier has no rights there."""
         try:
-            return os.readlink(f"/proc/{self.holder.pid}/ns/net") != ours
+            with open(f"/proc/{self.holder.pid}/cmdline", "rb") as cmdline:
+                ran = cmdline.read().split(b"\0")[0]
+            return os.readlink(f"/proc/{self.holder.pid}/ns/net") != ours and os.path.basename(ran) == b"sleep"
         except OSError:
             return False
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TownFixture, old_database
-from gastown_tasks.ops import migrate, server
+from gastown_tasks.ops import migrate, server, staging
 from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.errors import MigrationError
 
@@ -119,9 +119,7 @@ def test_cross_filesystem_migration_copies_verifies_and_removes_the_source(
         assert [m.rig for m in report.moved] == ["gastown"]
         assert any("another filesystem" in line for line in lines)
         assert not source.exists()
-        assert not [p for p in t.town.data_dir.iterdir() if p.name.startswith((".migrate-", ".staging"))] or not list(
-            (t.town.data_dir / ".staging").iterdir()
-        )
+        assert staging.leftovers(t.town.data_dir) == [] and not (t.town.data_dir / ".staging").exists()
     server.start(t.town, t.settings)
     assert rows(t, "gastown") == [(1, "far"), (2, "away")]
 
@@ -142,7 +140,7 @@ def test_copy_failure_midway_leaves_the_source_intact_and_no_partial_target(
         with pytest.raises(MigrationError, match="the source is untouched"):
             migrate.migrate_town(t.town, t.settings, echo=lambda line: None)
         assert not (t.town.data_dir / "gastown").exists()
-        assert not [p for p in t.town.data_dir.iterdir() if p.name.startswith(".migrate-")]
+        assert staging.leftovers(t.town.data_dir) == [] and not (t.town.data_dir / ".staging").exists()
     monkeypatch.undo()
     assert {p: p.stat().st_size for p in source.rglob("*") if p.is_file()} == before
     done = subprocess.run(
