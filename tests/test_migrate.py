@@ -163,8 +163,12 @@ def _fail_copy_midway(monkeypatch: pytest.MonkeyPatch) -> None:
         copied.append(src)
         return shutil.copy2(src, dst)
 
-    monkeypatch.setattr(
-        migrate.shutil,
-        "copytree",
-        lambda src, dst, **kw: real_copytree(src, dst, **{**kw, "copy_function": copy_then_fail}),
-    )
+    def copytree(src: str, dst: str, *args: object, **kw: object) -> object:
+        # shutil's copytree calls itself with positional arguments (copy_function is the third)
+        if len(args) >= 3:
+            args = (*args[:2], copy_then_fail, *args[3:])
+        else:
+            kw["copy_function"] = copy_then_fail
+        return real_copytree(src, dst, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(migrate.shutil, "copytree", copytree)
