@@ -38,17 +38,20 @@ def _reported_port(t: TownFixture, *args: str, tool: str = "gt-dolt", **env: str
     return json.loads(done.stdout)["port"]
 
 
-def test_precedence_is_defaults_yaml_invoke_env_gt_env_flags_for_both_entry_points(
+def test_port_precedence_is_gts_order_then_invoke_config_then_flags_for_both_entry_points(
     rigged_town: TownFixture,
 ) -> None:
+    """GT_DOLT_PORT is gt's: it ranks where gt ranks it (below the town's files, which this fresh town
+    lacks); dolt.port and --port are ours and rank above (docs/gastown.md, "Which port")."""
     t = rigged_town
     (t.root / "tasks.py").write_text(TOWN_TASKS.replace("ns.configure", "# ns.configure"))
     for tool in ("gt-dolt", "invoke"):
         assert _reported_port(t, tool=tool) == 3307
+        assert _reported_port(t, tool=tool, GT_DOLT_PORT="4003") == 4003
         (t.root / "invoke.yaml").write_text("dolt:\n  port: 4001\n")
         assert _reported_port(t, tool=tool) == 4001
         assert _reported_port(t, tool=tool, INVOKE_DOLT_PORT="4002") == 4002
-        assert _reported_port(t, tool=tool, INVOKE_DOLT_PORT="4002", GT_DOLT_PORT="4003") == 4003
+        assert _reported_port(t, tool=tool, INVOKE_DOLT_PORT="4002", GT_DOLT_PORT="4003") == 4002
         assert _reported_port(t, "--port", "4004", tool=tool, GT_DOLT_PORT="4003") == 4004
         (t.root / "invoke.yaml").unlink()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TownFixture, old_database
-from gastown_tasks.ops import migrate, server
+from gastown_tasks.ops import migrate, server, staging
 from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.errors import MigrationError
 
@@ -94,14 +94,14 @@ def other_filesystem(path: Path, size: str = "256m") -> Iterator[str]:
 
 
 def _force_exdev(monkeypatch: pytest.MonkeyPatch, source: Path) -> None:
-    real = os.rename
+    real = migrate.rename_noreplace
 
-    def rename(src: os.PathLike[str] | str, dst: os.PathLike[str] | str) -> None:
-        if Path(src) == source:
+    def rename(src_fd: int, src: str, dst_fd: int, dst: str) -> None:
+        if Path(os.readlink(f"/proc/self/fd/{src_fd}")) / src == source.resolve():
             raise OSError(18, "Invalid cross-device link")
-        real(src, dst)
+        real(src_fd, src, dst_fd, dst)
 
-    monkeypatch.setattr(migrate.os, "rename", rename)
+    monkeypatch.setattr(migrate, "rename_noreplace", rename)
 
 
 def test_cross_filesystem_migration_copies_verifies_and_removes_the_source(
@@ -119,7 +119,7 @@ def test_cross_filesystem_migration_copies_verifies_and_removes_the_source(
         assert [m.rig for m in report.moved] == ["gastown"]
         assert any("another filesystem" in line for line in lines)
         assert not source.exists()
-        assert not [p for p in t.town.data_dir.iterdir() if p.name.startswith(".migrate-")]
+        assert staging.leftovers(t.town.data_dir) == [] and not (t.town.data_dir / ".staging").exists()
     server.start(t.town, t.settings)
     assert rows(t, "gastown") == [(1, "far"), (2, "away")]
 
@@ -140,7 +140,7 @@ def test_copy_failure_midway_leaves_the_source_intact_and_no_partial_target(
         with pytest.raises(MigrationError, match="the source is untouched"):
             migrate.migrate_town(t.town, t.settings, echo=lambda line: None)
         assert not (t.town.data_dir / "gastown").exists()
-        assert not [p for p in t.town.data_dir.iterdir() if p.name.startswith(".migrate-")]
+        assert staging.leftovers(t.town.data_dir) == [] and not (t.town.data_dir / ".staging").exists()
     monkeypatch.undo()
     assert {p: p.stat().st_size for p in source.rglob("*") if p.is_file()} == before
     done = subprocess.run(
@@ -163,8 +163,12 @@ def _fail_copy_midway(monkeypatch: pytest.MonkeyPatch) -> None:
         copied.append(src)
         return shutil.copy2(src, dst)
 
-    monkeypatch.setattr(
-        migrate.shutil,
-        "copytree",
-        lambda src, dst, **kw: real_copytree(src, dst, **{**kw, "copy_function": copy_then_fail}),
-    )
+    def copytree(src: str, dst: str, *args: object, **kw: object) -> object:
+        # shutil's copytree calls itself with positional arguments (copy_function is the third)
+        if len(args) >= 3:
+            args = (*args[:2], copy_then_fail, *args[3:])
+        else:
+            kw["copy_function"] = copy_then_fail
+        return real_copytree(src, dst, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(migrate.shutil, "copytree", copytree)

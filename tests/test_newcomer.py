@@ -27,17 +27,17 @@ gastown_tasks.add_dolt(ns)
 
 
 def test_restart_with_the_port_held_by_another_process_stops_nothing(rigged_town: TownFixture) -> None:
-    """The running server is on another port; the configured one is taken: restart refuses first."""
+    """The running server is on another port; the one asked for is taken: restart refuses first."""
     t = rigged_town
     other = free_port()
     started = server.start(t.town, t.settings.with_overrides(port=other))
     holder = foreign_listener(t.port)
     try:
-        status = t.gt_dolt("status")
+        status = t.gt_dolt("status", "--port", str(t.port))
         assert_clean(status, 0)
         assert f"which pid {holder.pid}" in status.stdout and "before gt-dolt restart" in status.stdout
         assert "restart moves it" not in status.stdout  # the hint must be true
-        done = t.gt_dolt("restart")
+        done = t.gt_dolt("restart", "--port", str(t.port))
         assert_clean(done, 1)
         assert f"port {t.port} is in use by pid {holder.pid}" in done.stderr
         assert [p.pid for p in t.servers()] == [started.pid]  # nothing was stopped
@@ -89,7 +89,7 @@ def _invoke(t: TownFixture, task: str, **env: str) -> subprocess.CompletedProces
     )
 
 
-def test_onboarding_says_why_it_stops_a_running_server_and_reports_skips_as_skips(
+def test_onboarding_says_why_it_stops_a_running_server_and_stops_at_data_it_cannot_move(
     rigged_town: TownFixture, dolt_binary: Path
 ) -> None:
     t = rigged_town
@@ -98,14 +98,15 @@ def test_onboarding_says_why_it_stops_a_running_server_and_reports_skips_as_skip
     old_database(dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "old")])
     old_database(dolt_binary, t.root / ".beads" / "dolt" / "beads", [(1, "hq exists already")])
     done = _invoke(t, "onboard")
-    assert_clean(done, 0)
+    assert_clean(done, 1)
     assert f"stopping the server (pid {started.pid}) first: databases must not be served while they move" in done.stdout
     assert "skip" in done.stdout and "already exists" in done.stdout
-    assert "ok: migrated gastown" in done.stdout
+    assert "beads data is still outside the server" in done.stderr and "everything is in place" not in done.stdout
+    assert "gastown" not in done.stderr  # moved; only hq's second copy is left to resolve
+    assert (t.root / ".beads" / "dolt" / "beads" / ".dolt").is_dir() and t.town.rig_dir("gastown").is_dir()
     again = _invoke(t, "onboard")
-    assert_clean(again, 0)
-    assert "ok: nothing to migrate; 1 skipped (see above)" in again.stdout
-    assert "no old .beads layout" not in again.stdout
+    assert_clean(again, 1)
+    assert "skip" in again.stdout and "already exists" in again.stdout and "everything is in place" not in again.stdout
 
 
 @pytest.mark.parametrize(

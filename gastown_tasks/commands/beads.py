@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..ops.errors import ConfigError
+from ..ops.errors import ConfigError, MigrationError
 from .runner import Env
 
 
@@ -26,6 +26,8 @@ def fix_metadata(env: Env, dry_run: bool = False) -> int:
         print(f"{verb}: rig {change.rig}: {change.what} ({change.path})")
     for refusal in plan.refused:
         print(f"note: {refusal}")
+    if plan.held:
+        raise MigrationError(f"not pointed at the server: {'; '.join(plan.held)}")
     if not plan.changes:
         print(f"every rig's beads already point at {settings.url_host}:{port}")
     return 0

@@ -57,6 +57,6 @@ def sql(env: Env, rig: str | None = None, query: str | None = None) -> int:
     if is_remote(settings):
         command = remote_sql_command(settings, rig, query)
     else:
-        command = sql_command(env.town(settings), settings, rig=rig, query=query)
+        command = sql_command(*env.located(settings), rig=rig, query=query)
     print(command.note, file=sys.stderr)
     return run_sql(command)

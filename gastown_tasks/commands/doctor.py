@@ -15,8 +15,10 @@ def doctor(env: Env, fix: bool = False, port: str | None = None) -> int:
         for check in checks:
             print(check.line())
         return 1 if any(check.level == "fail" for check in checks) else 0
-    town = env.town(settings)
+    town, settings = env.located(settings, port=port)
     report = examine(town, settings, fix=fix)
+    for note in env.port_notes:
+        print(f"note: {note}")
     for done in report.fixes:
         print(f"fixed: {done.what}" if done.done else done.what)
     if fix and not report.fixes:

@@ -28,7 +28,7 @@ def describe_start(result: StartResult) -> str:
     )
 
 
-def install(env: Env, bd: bool = False) -> int:
+def install(env: Env, bd: bool = False, gt: bool = False) -> int:
     from ..ops import gobuild
     from ..ops.binary import find_dolt, identify
 
@@ -42,10 +42,11 @@ def install(env: Env, bd: bool = False) -> int:
             f"note: start will run {used.path} ({used.version}), not this build: set dolt.binary to "
             f"{result.binary}, or take the other dolt off PATH"
         )
-    if bd:
-        built = gobuild.ensure_bd()
-        how = f"built in {built.seconds:.0f}s" if built.built else "already built"
-        print(f"{built.version} at {built.binary} ({how})")
+    for wanted, tool in ((bd, gobuild.BD), (gt, gobuild.GT)):
+        if wanted:
+            built = gobuild.ensure_tool(tool)
+            how = f"built in {built.seconds:.0f}s" if built.built else "already built"
+            print(f"{tool.name}: {built.version} at {built.binary} ({how})")
     return 0
 
 
@@ -74,7 +75,7 @@ def start(env: Env, timeout: str | None = None, port: str | None = None) -> int:
     town, settings = env.town_and_settings(port=port, start_timeout=timeout)
     _remote_guard(settings, "start")
     result = server.start(town, settings, echo=print)
-    notes(result.notes)
+    notes(env.start_notes(result.started) + result.notes)
     print(describe_start(result))
     return cluster_outcome(result)
 
@@ -96,7 +97,7 @@ def restart(env: Env, timeout: str | None = None, port: str | None = None, force
     town, settings = env.town_and_settings(port=port, start_timeout=timeout)
     _remote_guard(settings, "restart")
     stopped, started = server.restart(town, settings, force=force, echo=print)
-    notes(started.notes)
+    notes(env.start_notes(True) + started.notes)
     if stopped.was_running:
         print(f"dolt sql-server stopped (pid {stopped.pid})")
     print(describe_start(started))
@@ -145,6 +146,9 @@ def status(env: Env, json_: bool = False, port: str | None = None) -> int:
     else:
         from ..ops import serverstatus
 
-        st = serverstatus.status(env.town(settings), settings)
+        town, settings = env.located(settings, port=port)
+        st = serverstatus.status(town, settings)
+        if env.port_notes:
+            st = st._replace(notes=[*env.port_notes, *st.notes])
     print(json.dumps(st.to_dict(), indent=2) if json_ else status_text(st))
     return st.exit_code

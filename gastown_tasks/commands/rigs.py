@@ -21,7 +21,7 @@ def list_rigs(env: Env, json_: bool = False) -> int:
             for name in served:
                 print(f"{name:<24} served by the remote server at {settings.address}")
         return 0
-    town = env.town(settings)
+    town, settings = env.located(settings)
     rigs = riglist.list_rigs(town, settings)
     if json_:
         listed = [
@@ -55,10 +55,13 @@ def init_rig(env: Env, name: str) -> int:
         remote.create_rig(settings, name)
         print(f"created rig {name} on the remote server at {settings.address} (served now)")
         return 0
-    town = env.town(settings)
+    town, settings = env.located(settings)
     created = rigadmin.init_rig(town, settings, name)
     for note in created.notes:
         print(f"note: {note}")
+    if not created.created:
+        print(f"rig {name} already existed at {created.path}; its beads metadata is now in place")
+        return 0
     how = "served now by the running server" if created.served else "the server serves it from its next start"
     print(f"created rig {name} at {created.path} ({how})")
     return 0
@@ -73,7 +76,7 @@ def migrate(env: Env, dry_run: bool = False) -> int:
     report = migrate_town(town, settings, dry_run=dry_run)
     done = len(report.planned if dry_run else report.moved)
     if not (done or report.skipped):
-        print("nothing to migrate: no old .beads/dolt/beads databases left")
+        print("nothing to migrate: no beads data outside .dolt-data")
         return 0
     verb = "would move" if dry_run else "moved"
     print(f"summary: {verb} {done}, skipped {len(report.skipped)}")

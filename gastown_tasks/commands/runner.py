@@ -29,6 +29,7 @@ class Env:
 
     def __init__(self, trees: Mapping[str, Any] | None = None) -> None:
         self.trees: Mapping[str, Any] = trees or {}
+        self.port: Any = None  # the town's port and where it came from (ops.gtconfig.TownPort)
 
     def tree(self, name: str) -> dict[str, Any]:
         value = self.trees.get(name)
@@ -44,9 +45,30 @@ class Env:
 
         return find_town(configured=settings.town_root or None)
 
+    def located(self, settings: Any, **flags: Any) -> tuple[Any, Any]:
+        """The town, and the settings with the town's port as gt reads it (ops/gtconfig.py), unless
+        the command or the Invoke config names one; a remote server's port is left as configured."""
+        from ..ops import gtconfig
+
+        town = self.town(settings)
+        settings, self.port = gtconfig.for_town(town, settings, self.tree("dolt"), flags)
+        return town, settings
+
+    @property
+    def port_notes(self) -> list[str]:
+        """What a user should know about where the town's port came from."""
+        if self.port is None:
+            return []
+        return [*self.port.notes, *([self.port.differs] if self.port.differs else [])]
+
+    def start_notes(self, started: bool) -> list[str]:
+        """The port notes after a start: a start on our port records it where gt reads it."""
+        if self.port is None or not started:
+            return self.port_notes
+        return [*self.port.notes, *([self.port.recorded()] if self.port.recorded() else [])]
+
     def town_and_settings(self, **flags: Any) -> tuple[Any, Any]:
-        settings = self.settings(**flags)
-        return self.town(settings), settings
+        return self.located(self.settings(**flags), **flags)
 
 
 def handler_of(command: Command) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-PORT = "TCP port (default: dolt.port, GT_DOLT_PORT, 3307)"
+PORT = "TCP port (default: dolt.port, else the town's, as gt reads it: docs/gastown.md)"
 
 
 class Option(NamedTuple):
@@ -71,9 +71,12 @@ COMMANDS: tuple[Command, ...] = (
         Says which dolt `start` will run when it is not this build (dolt.binary, or a dolt on PATH).
         Examples:
           gt-dolt install
-          gt-dolt install --bd      # also build beads' bd client, which the tests drive
+          gt-dolt install --bd --gt # also build beads' bd and Gas Town's gt, which the tests drive
         """,
-        (Option("bd", "Also build beads' bd (v1.0.0) into the cache", flag=True),),
+        (
+            Option("bd", "Also build beads' bd (v1.0.0) into the cache", flag=True),
+            Option("gt", "Also build Gas Town's gt (v1.0.0) into the cache", flag=True),
+        ),
     ),
     Command(
         "start",
@@ -109,7 +112,7 @@ COMMANDS: tuple[Command, ...] = (
 
         Examples:
           gt-dolt restart
-          gt-dolt restart --port 3308   # move the server to another port
+          gt-dolt restart --port 3308   # move the town to another port (gt follows: config.yaml)
         """,
         (
             _timeout("Seconds to wait for the server to answer after the restart"),

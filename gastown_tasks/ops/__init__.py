@@ -34,6 +34,7 @@ _EXPORTS = {
     "Status": "serverstatus",
     "status": "serverstatus",
     "find_running": "discovery",
+    "settings_for_town": "gtconfig",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -3,7 +3,7 @@ databases, rogue servers."""
 
 from __future__ import annotations
 
-from . import beads, sqlclient
+from . import beads, beadslayout, sqlclient
 from .checks import FIX, Check, Fix
 from .discovery import Observed
 from .errors import AccessDenied
@@ -29,8 +29,22 @@ def beads_checks(town: Town, settings: DoltSettings, seen: Observed) -> list[Che
     checks: list[Check] = []
     databases, port = _databases(town, settings, seen)
     known = {name.lower() for name in databases}
+    held = beadslayout.outside_the_server(town)
+    for rig in dict.fromkeys(found.rig for found in held):
+        mine = [found for found in held if found.rig == rig]
+        databases = [str(db.path) for found in mine for db in found.databases]
+        if databases:
+            what = (
+                f"{', '.join(databases)} holds issues the server does not serve "
+                "(bd reads them there; pointed at the server it would not see them)"
+            )
+            checks.append(Check(f"beads {rig}", "fail", what, "gt-dolt migrate"))
+        else:  # a link or redirect not followed: what is behind it is not known
+            checks.append(Check(f"beads {rig}", "warn", "; ".join(found.problem or "" for found in mine)))
     for b in beads.town_beads(town):
         name = f"beads {b.rig}"
+        if any(found.rig == b.rig for found in held):
+            continue  # reported above: its metadata is not the problem yet
         if b.problem is not None:
             checks.append(Check(name, "fail", b.problem, f"fix or remove it; {FIX} never writes through it"))
             continue
@@ -83,4 +97,4 @@ def fix_beads(town: Town, settings: DoltSettings, seen: Observed) -> list[Fix]:
     databases, port = _databases(town, settings, seen)
     plan = beads.point_at_server(town, settings, port, databases)
     done = [Fix(f"pointed the beads of rig {c.rig} at the server: {c.what} ({c.path})", True) for c in plan.changes]
-    return done + [Fix(f"beads: {refusal}", False) for refusal in plan.refused]
+    return done + [Fix(f"beads: {refusal}", False) for refusal in plan.not_done]

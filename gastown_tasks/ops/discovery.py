@@ -174,8 +174,8 @@ def found_notes(running: Running, town: Town, settings: DoltSettings) -> list[st
             )
         else:
             notes.append(
-                f"it listens on port {running.port}, not the configured port {settings.port}; "
-                "gt-dolt restart moves it to the configured port"
+                f"it listens on port {running.port}, not the town's port {settings.port}; gt-dolt restart moves it "
+                "there (and records it in .dolt-data/config.yaml, where gt reads it)"
             )
     return notes
 

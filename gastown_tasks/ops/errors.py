@@ -12,7 +12,10 @@ class Remedy:
     """What to run or change; each worded once so every message says it the same way."""
 
     INIT_RIG = "create one: gt-dolt init-rig <name> (or invoke dolt.init-rig <name>)"
-    OTHER_PORT = "choose another port: GT_DOLT_PORT=3308, --port 3308, or dolt.port in the invoke.yaml of a tasks.py"
+    OTHER_PORT = (
+        "move the whole town to another port: gt-dolt start --port 3308 (kept in .dolt-data/config.yaml, where gt "
+        "reads it too; where mayor/daemon.json sets the port: gt config set dolt.port 3308)"
+    )
     INSTALL = "run: gt-dolt install (or invoke dolt.install) to build the pinned Dolt"
     STATUS = "check with: gt-dolt status"
     DOCTOR = "see: gt-dolt doctor"

@@ -27,6 +27,8 @@ APT_PACKAGES = ("gcc", "g++", "libc6-dev", "libicu-dev")
 ICU_HEADER = Path("/usr/include/unicode/uregex.h")
 BEADS_MODULE = "github.com/steveyegge/beads"
 BEADS_VERSION = "v1.0.0"
+GASTOWN_MODULE = "github.com/steveyegge/gastown"
+GASTOWN_VERSION = "v1.0.0"
 Echo = Callable[[str], None]
 
 
@@ -35,10 +37,6 @@ class BuildResult(NamedTuple):
     built: bool
     seconds: float
     version: str
-
-
-def bd_binary() -> Path:
-    return cache_root() / "bd" / BEADS_VERSION / "bin" / "bd"
 
 
 def build_log(name: str, version: str) -> Path:
@@ -179,10 +177,51 @@ def ensure_dolt(echo: Echo = print) -> BuildResult:
     return BuildResult(target, True, time.monotonic() - started, version)
 
 
-def bd_version(binary: Path) -> str | None:
+class GoTool(NamedTuple):
+    """A Go command built from its module's exact source (the proxy's verified zip), not `go install`.
+
+    `go install …@v1.0.0` is refused for beads and gastown: the proxy will not list their versions,
+    which go install reads for deprecations.  So the module is downloaded, copied to a writable
+    folder (Go's module cache is read-only, and a build may write beside its sources), and the
+    command built there.
+    """
+
+    name: str  # the binary, and its folder in the cache
+    module: str
+    version: str
+    package: str  # the main package, relative to the module
+    ldflags: str
+    version_args: tuple[str, ...] = ("version",)
+
+    def binary(self) -> Path:
+        return cache_root() / self.name / self.version / "bin" / self.name
+
+
+BD = GoTool("bd", BEADS_MODULE, BEADS_VERSION, "./cmd/bd", "-s -w")
+GT = GoTool(
+    "gt",
+    GASTOWN_MODULE,
+    GASTOWN_VERSION,
+    "./cmd/gt",
+    # Without BuiltProperly gt refuses to run ("built with 'go build' directly").
+    f"-s -w -X {GASTOWN_MODULE}/internal/cmd.BuiltProperly=1 "
+    f"-X {GASTOWN_MODULE}/internal/cmd.Version={GASTOWN_VERSION}",
+)
+
+
+def bd_binary() -> Path:
+    return BD.binary()
+
+
+def gt_binary() -> Path:
+    return GT.binary()
+
+
+def tool_version(binary: Path, args: tuple[str, ...] = ("version",)) -> str | None:
+    """The first line the tool prints for `version`, or None when it does not run."""
     try:
         done = subprocess.run(
-            [str(binary), "version"],
+            [str(binary), *args],
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
@@ -195,39 +234,71 @@ def bd_version(binary: Path) -> str | None:
     return lines[0].strip() if done.returncode == 0 and lines else None
 
 
-def ensure_bd(echo: Echo = print) -> BuildResult:
-    """Build beads' `bd` at the pinned version into the cache (the real client the tests drive).
+def bd_version(binary: Path) -> str | None:
+    return tool_version(binary, BD.version_args)
 
-    `go install …@v1.0.0` is refused (the proxy will not list beads' versions, which go install
-    reads for deprecations), so the module's exact source is downloaded and `cmd/bd` built in it.
-    """
+
+DOWNLOAD_ATTEMPTS = 3  # the proxy's checksum-database mirror now and then answers 404 for a module it serves
+
+
+def _module_source(go: str, tool: GoTool, echo: Echo) -> Path:
+    """The module's verified source in Go's module cache (downloaded when missing)."""
+    said = ""
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        done = subprocess.run(
+            [go, "mod", "download", "-json", f"{tool.module}@{tool.version}"],
+            cwd="/",
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            env=_go_env(),
+            timeout=600,
+        )
+        try:
+            answer = json.loads(done.stdout)
+        except ValueError:
+            answer = {}
+        if isinstance(answer, dict) and answer.get("Dir") and not answer.get("Error"):
+            return Path(answer["Dir"])
+        said = str(answer.get("Error") if isinstance(answer, dict) and answer.get("Error") else done.stderr).strip()
+        if attempt < DOWNLOAD_ATTEMPTS:
+            echo(f"go mod download {tool.module}@{tool.version} failed (attempt {attempt}), retrying: {said[-200:]}")
+    raise BuildError(
+        f"go mod download of {tool.module}@{tool.version} failed {DOWNLOAD_ATTEMPTS} times: {said[-500:]}; "
+        "check that the Go module proxy is reachable (GOPROXY), then retry"
+    )
+
+
+def ensure_tool(tool: GoTool, echo: Echo = print) -> BuildResult:
+    """Build `tool` at its pinned version into the cache unless a working build is already there."""
     started = time.monotonic()
-    target = bd_binary()
-    version = bd_version(target) if target.is_file() else None
+    target = tool.binary()
+    version = tool_version(target, tool.version_args) if target.is_file() else None
     if version:
         return BuildResult(target, False, time.monotonic() - started, version)
     go = _go()
     _install_build_deps(echo)
-    log = build_log("bd", BEADS_VERSION)
-    echo(f"building beads {BEADS_MODULE}@{BEADS_VERSION} (bd) from the module proxy (a few minutes cold)")
-    done = subprocess.run(
-        [go, "mod", "download", "-json", f"{BEADS_MODULE}@{BEADS_VERSION}"],
-        cwd="/",
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env=_go_env(),
-    )
-    try:
-        source = Path(json.loads(done.stdout)["Dir"])
-    except (ValueError, KeyError):
-        raise BuildError(
-            f"go mod download of {BEADS_MODULE}@{BEADS_VERSION} failed: {(done.stderr or done.stdout).strip()[-500:]}"
-        ) from None
+    log = build_log(tool.name, tool.version)
+    echo(f"building {tool.name} {tool.module}@{tool.version} from the module proxy (a few minutes cold)")
+    source = _module_source(go, tool, echo)
 
     def build(staging: Path) -> None:
-        argv = [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(staging / "bd"), "./cmd/bd"]
-        run_logged(argv, log, "go build bd", echo, cwd=source, env=_go_env())
+        tree = staging / "src"
+        shutil.copytree(source, tree, symlinks=True)
+        for folder, _dirs, _files in os.walk(tree):  # the module cache's copies are read-only
+            os.chmod(folder, 0o755)
+        argv = [go, "build", "-trimpath", "-ldflags", tool.ldflags, "-o", str(staging / tool.name), tool.package]
+        run_logged(argv, log, f"go build {tool.name}", echo, cwd=tree, env=_go_env())
 
-    version = _install(target, build, bd_version, "bd")
+    version = _install(target, build, lambda built: tool_version(built, tool.version_args), tool.name)
     return BuildResult(target, True, time.monotonic() - started, version)
+
+
+def ensure_bd(echo: Echo = print) -> BuildResult:
+    """beads' `bd` at the pinned version (the real client the tests drive)."""
+    return ensure_tool(BD, echo)
+
+
+def ensure_gt(echo: Echo = print) -> BuildResult:
+    """Gas Town's `gt` at the pinned version (the tests run it beside gt-dolt on the same towns)."""
+    return ensure_tool(GT, echo)

@@ -111,7 +111,8 @@ def check_town_folders(town: Town) -> None:
         )
     for path in (town.root, town.data_dir, town.daemon_dir, town.data_dir / ".dolt", town.data_dir / ".doltcfg"):
         try:
-            st = os.lstat(path)
+            # The town root may be entered through a symlink (the path gt compares): judge the real folder.
+            st = os.stat(path) if path == town.root else os.lstat(path)
         except FileNotFoundError:
             continue
         except OSError as exc:

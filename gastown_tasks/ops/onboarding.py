@@ -1,6 +1,6 @@
 """Onboarding a developer in a town, step by step; each step idempotent and plain about what it does.
 
-    dolt installed -> old layout migrated -> rigs exist -> server verified
+    dolt installed -> beads data migrated -> rigs exist -> server verified
 
 The Invoke chain (gastown_tasks.tasks.onboard) is one task per step over these functions.
 """
@@ -12,8 +12,8 @@ from typing import Any
 
 from . import sqlclient
 from .discovery import find_running
-from .errors import ConfigError, StartFailed
-from .migrate import migrate_town, plan_migration
+from .errors import ConfigError, MigrationError, StartFailed
+from .migrate import migrate_town, plan_migration, unmigrated
 from .rigadmin import init_rig
 from .rigs import is_valid_rig_name, rigs_on_disk
 from .server import start, stop
@@ -42,21 +42,33 @@ def configured_rigs(value: Any) -> list[str]:
 
 
 def migrate_legacy(town: Town, settings: DoltSettings, echo: Echo) -> str:
+    """Move every rig's beads data into .dolt-data (bd 1.0's embedded databases included).
+
+    Onboarding goes no further while any beads data stays outside the server: pointing bd at the
+    server then would hide those issues.
+    """
     plan = plan_migration(town)
-    if not plan.moves:
-        skipped = f"; {len(plan.skipped)} skipped (see above)" if plan.skipped else ""
-        for skip in plan.skipped:
-            echo(f"skip {skip.source}: {skip.why}")
-        return ("ok: nothing to migrate" + skipped) if plan.skipped else "ok: no old .beads layout to migrate"
-    running = find_running(town, settings)[0]
-    if running is not None:
-        echo(
-            f"stopping the server (pid {running.pid}) first: databases must not be served while they move; "
-            "the server-verified step starts it again"
-        )
-        stop(town, settings, echo=echo)
+    stopped = None
+    if plan.moves:
+        running = find_running(town, settings)[0]
+        if running is not None:
+            echo(
+                f"stopping the server (pid {running.pid}) first: databases must not be served while they move; "
+                "the server-verified step starts it again"
+            )
+            stop(town, settings, echo=echo)
+            stopped = running.pid
     report = migrate_town(town, settings, echo=echo)
-    return f"ok: migrated {', '.join(move.rig for move in report.moved)}"
+    left = unmigrated(town)
+    if left:
+        again = f"; the server was stopped for the migration (pid {stopped}): gt-dolt start" if stopped else ""
+        raise MigrationError(
+            f"beads data is still outside the server, so bd would not find it there: {'; '.join(left)}; "
+            f"resolve each (see the skip lines above), then onboard again{again}"
+        )
+    if report.moved:
+        return f"ok: migrated {', '.join(move.rig for move in report.moved)}"
+    return "ok: no beads data outside the server"
 
 
 def ensure_rigs(
@@ -66,8 +78,18 @@ def ensure_rigs(
     for name in wanted:
         if name not in have:
             created = init_rig(town, settings, name, identity=identity)
+            for note in created.notes:
+                echo(f"note: {note}")
             echo(f"created rig {name} at {created.path}")
     return f"ok: rigs {', '.join(wanted)} exist"
+
+
+def all_in_place(town: Town) -> str:
+    """The last word of onboarding, said only when no beads data is outside the server."""
+    left = unmigrated(town)
+    if left:
+        raise MigrationError(f"beads data is outside the server: {'; '.join(left)}; run: gt-dolt migrate")
+    return "onboard: everything is in place"
 
 
 def verify_server(town: Town, settings: DoltSettings, echo: Echo) -> str:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import beads, safefs, sqlclient
+from . import beads, safefs, sqlclient, staging
 from .binary import dolt_command_hint, dolt_global_config, find_dolt, run_dolt
 from .discovery import find_running
 from .errors import RigError
@@ -45,26 +44,24 @@ def author_identity(dolt: Path) -> tuple[str, str]:
 
 
 def _init_on_disk(town: Town, name: str, dolt: Path, identity: tuple[str, str] | None) -> None:
-    """`dolt init` in a hidden folder beside the target, renamed into place only on success."""
+    """`dolt init` in the staging area, renamed into place only on success (ops/staging.py)."""
     author, email = identity or author_identity(dolt)
     safefs.ensure_dir(town.data_dir, root=town.root)
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".init-{name}-", dir=town.data_dir))
-    except OSError as exc:
-        raise safefs.failure(exc, town.data_dir, "create a rig in") from None
-    try:
-        done = run_dolt(dolt, "init", "--name", author, "--email", email, cwd=staging)
+    with staging.staged(town.data_dir, name, root=town.root) as stage:
+        try:
+            stage.path.mkdir(mode=0o755)
+        except OSError as exc:
+            raise safefs.failure(exc, town.data_dir, "create a rig in") from None
+        done = run_dolt(dolt, "init", "--name", author, "--email", email, cwd=stage.path)
         if done.returncode != 0:
             detail = " ".join((done.stderr or done.stdout).split())[-1000:]
             raise RigError(f"dolt init failed for rig {name} (exit {done.returncode}): {detail}{_full_disk(town)}")
-        with safefs.open_dir(town.data_dir, root=town.root) as dfd:
-            try:
-                os.rename(staging.name, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-            except OSError as exc:
-                raise safefs.failure(exc, town.rig_dir(name), "create") from None
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        try:
+            stage.commit()
+        except FileExistsError:
+            raise RigError(f"rig {name} appeared at {town.rig_dir(name)} meanwhile; nothing was changed") from None
+        except OSError as exc:
+            raise safefs.failure(exc, town.rig_dir(name), "create") from None
 
 
 def _full_disk(town: Town) -> str:
@@ -91,29 +88,37 @@ class NewRig(NamedTuple):
     path: Path
     served: bool  # the running server serves it already (else: from its next start)
     notes: list[str]
+    created: bool = True  # False: the rig existed, and only its beads metadata was written
 
 
 def init_rig(town: Town, settings: DoltSettings, name: str, identity: tuple[str, str] | None = None) -> NewRig:
-    """Create rig `name` and point the town's beads at the server.
+    """Create rig `name` and point its beads at it, as gt's init-rig does (metadata written where
+    there is none); the town's other beads are pointed at the server too.
 
     `identity` (name, email) is the author of the first commit when the rig is made on disk;
-    by default Dolt's global identity, else git's.
+    by default Dolt's global identity, else git's.  A rig that exists but that no beads metadata
+    names yet (an init-rig cut short before its last step) gets its metadata, and nothing else.
     """
     validate_rig_name(name)
     target = town.rig_dir(name)
     dolt = find_dolt(settings.binary)
     with town_lock(town, wait=settings.lock_wait):
+        staging.sweep(town.data_dir, root=town.root)
         found = scan_data_dir(town)
         taken = clashing(name, found.names + [path.name for path in found.linked])
+        running = find_running(town, settings)[0]
+        port = running.port if running is not None else settings.port
+        if taken == name and name in found.names and beads.read_beads(town, name).metadata is None:
+            notes = beads.ensure_rig_metadata(town, settings, port, name, found.names)
+            return NewRig(target, running is not None, notes, created=False)
         if taken is not None or os.path.lexists(target):
             where = town.rig_dir(taken or name)
             what = "already exists" if taken in (None, name) else f"clashes with rig {taken} (names ignore case)"
             raise RigError(f"rig {name} {what} at {where}")
-        running = find_running(town, settings)[0]
+        beads.refuse_if_held(town, name)
         if running is not None:
             create_through_server(settings.with_overrides(port=running.port), name)
         else:
             _init_on_disk(town, name, dolt, identity)
-        port = running.port if running is not None else settings.port
-        notes = beads.sync_notes(town, settings, port, scan_data_dir(town).names)
+        notes = beads.ensure_rig_metadata(town, settings, port, name, scan_data_dir(town).names)
         return NewRig(target, running is not None, notes)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import psutil
 
-from . import beads, procs, sqlclient
+from . import beads, gtconfig, procs, sqlclient
 from .discovery import Observed, Running, found_notes, mark_stopped, observe
 from .drain import DrainReport, drain
 from .errors import GastownError, NotOurs, PortInUse, StartFailed, StopFailed
@@ -91,6 +91,7 @@ def start(town: Town, settings: DoltSettings, timeout: float | None = None, echo
         settings.start_timeout if timeout is None else settings.with_overrides(start_timeout=timeout).start_timeout
     )
     plan = preflight(town, settings)
+    gtconfig.check_start(town, settings.port)
     with town_lock(town, wait=settings.lock_wait):
         seen = observe(town, settings)
         if seen.running is not None:
@@ -182,6 +183,7 @@ def restart(
         settings.start_timeout if timeout is None else settings.with_overrides(start_timeout=timeout).start_timeout
     )
     plan: Plan = preflight(town, settings)
+    gtconfig.check_start(town, settings.port)
     with town_lock(town, wait=settings.lock_wait):
         seen = observe(town, settings)
         _refuse_suspects(seen)

@@ -5,8 +5,16 @@ too, from the settings and the town's defaults, with `dolt.server` deep-merged o
 parses the file strictly (an unknown key stops the server), so overrides are checked here against
 the keys the pinned Dolt knows, before anything is stopped or started.
 
+Gas Town's `gt` writes the same file at each of its starts (`writeServerConfig`); for every key it
+writes, the value here is gt's, so the town behaves the same whichever tool started it last.  Where
+ours differs or adds a key, the reason is below and in docs/operations.md.
+
 Defaults, each chosen for a town of many agents:
-- listener host/port/data_dir: ours (from dolt.host, dolt.port, the town); never overridable.
+- listener host/port/data_dir: ours (from dolt.host, dolt.port, the town); never overridable.  gt
+  omits the host when GT_DOLT_HOST is unset (Dolt then listens on every interface); we always
+  write it: 127.0.0.1 unless dolt.host says otherwise, since the server's root has no password.
+- log_level: gt's `warning` (dolt.log_level, GT_DOLT_LOGLEVEL, daemon/daemon.env as gt reads it).
+- auto_gc_behavior enable, archive_level 1: gt's; Dolt collects garbage as it goes, into archives.
 - max_connections 1000: agents hold pooled connections; Dolt's own listener default, made explicit
   so @@max_connections reads it back (unset, it reads 151).
 - read/write timeouts 300 s: Dolt's 8 h default kept dead clients as CLOSE_WAIT sockets until the
@@ -99,7 +107,7 @@ SCHEMA: dict[str, Any] = {
 # Keys of the file that follow a setting of ours; an override would make the two disagree.
 OWNED: dict[tuple[str, ...], str] = {
     ("listener", "host"): "dolt.host (GT_DOLT_HOST)",
-    ("listener", "port"): "dolt.port (GT_DOLT_PORT, --port)",
+    ("listener", "port"): "the town's port (--port or dolt.port; docs/gastown.md)",
     ("listener", "socket"): "nothing: gt-dolt never opens a unix socket (Dolt puts it in /tmp)",
     ("data_dir",): "nothing: the data dir is always the town's .dolt-data",
     ("log_level",): "dolt.log_level (GT_DOLT_LOGLEVEL)",
@@ -114,7 +122,12 @@ def defaults(settings: DoltSettings, town: Town) -> dict[str, Any]:
     tree: dict[str, Any] = {
         "log_level": settings.log_level,
         "log_format": "text",
-        "behavior": {"read_only": False, "autocommit": True, "dolt_transaction_commit": False},
+        "behavior": {
+            "read_only": False,
+            "autocommit": True,
+            "dolt_transaction_commit": False,
+            "auto_gc_behavior": {"enable": True, "archive_level": 1},
+        },
         "listener": {
             "host": settings.host,
             "port": settings.port,

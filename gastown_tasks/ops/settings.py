@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "binary": "",
     "start_timeout": 60.0,
     "stop_timeout": 30.0,
-    "log_level": "info",
+    "log_level": "warning",  # gt's: Dolt logs each connection at info
     "town_root": "",
     "allow_passwordless_bind": False,
     "wait_timeout": 30,

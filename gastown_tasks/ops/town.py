@@ -1,4 +1,12 @@
-"""Finding a Gas Town workspace, and the paths it shares with Gas Town's own `gt dolt`."""
+"""Finding a Gas Town workspace, and the paths it shares with Gas Town's own `gt dolt`.
+
+The town's path is the one gt computes from the same shell: the working folder as the shell gave
+it ($PWD, when it names the very folder we are in, as Go's os.Getwd reads it), made absolute and
+cleaned without resolving links, then walked up.  gt compares that path with a running server's
+`--config` argument to decide whether the server is the town's, so a town entered through a
+symlink keeps the symlinked path here too.  Checks that decide safety (whose files these are, what
+is inside the town, which process serves which folder) look at the real files and paths.
+"""
 
 from __future__ import annotations
 
@@ -100,14 +108,38 @@ def _is_town(path: Path) -> bool:
     return _exists(path / MARKER, stat.S_IFREG) and _trusted(path) and _trusted(path / MARKER)
 
 
-def _explicit_root(value: str, where: str) -> Path:
-    root = Path(value).expanduser()
+def logical_cwd(environ: Mapping[str, str] | None = None) -> Path:
+    """The working folder as the shell gave it: $PWD when it is absolute and is this very folder
+    (Go's os.Getwd, which gt uses), else the real one."""
+    env = os.environ if environ is None else environ
+    pwd = env.get("PWD", "")
+    try:
+        here = os.stat(".")
+    except OSError:
+        here = None
+    if pwd.startswith("/") and here is not None:
+        try:
+            if os.path.samestat(os.stat(pwd), here):
+                return Path(os.path.normpath(pwd))
+        except (OSError, ValueError):
+            pass
+    return Path(os.getcwd())
+
+
+def absolute(path: Path | str, environ: Mapping[str, str] | None = None) -> Path:
+    """`path` made absolute from the logical working folder and cleaned, links kept (Go's filepath.Abs)."""
+    path = Path(path).expanduser()
+    return Path(os.path.normpath(path if path.is_absolute() else logical_cwd(environ) / path))
+
+
+def _explicit_root(value: str, where: str, environ: Mapping[str, str] | None) -> Path:
+    root = absolute(value, environ)
     if not _is_town(root):
         raise NotInTown(
             f"{where}={value} is not a Gas Town workspace: it has no {MARKER} of yours (or root's); "
             f"point {where} at the folder that holds mayor/town.json, or unset it"
         )
-    return root.resolve()
+    return root
 
 
 def find_town_root(
@@ -124,9 +156,9 @@ def find_town_root(
     unrelated folder.
     """
     if configured:
-        return _explicit_root(os.fspath(configured), "dolt.town_root")
+        return _explicit_root(os.fspath(configured), "dolt.town_root", environ)
 
-    here = Path(start or Path.cwd()).resolve()
+    here = absolute(start, environ) if start else logical_cwd(environ)
     in_worktree = bool(WORKTREE_DIRS.intersection(here.parts))
     marked: Path | None = None
     mayor_only: Path | None = None
@@ -144,7 +176,7 @@ def find_town_root(
     env = os.environ if environ is None else environ
     fallback = env.get("GT_TOWN_ROOT", "").strip()
     if fallback:
-        return _explicit_root(fallback, "GT_TOWN_ROOT")
+        return _explicit_root(fallback, "GT_TOWN_ROOT", environ)
     raise NotInTown(
         f"not in a Gas Town workspace: neither mayor/town.json nor a mayor/ folder in {here} or any "
         "folder above it; cd into your town, or set GT_TOWN_ROOT (or dolt.town_root) to the folder "

@@ -53,9 +53,16 @@ def env_of(c: Context) -> Env:
 
 
 def settings_from_context(c: Context, **flags: Any) -> DoltSettings:
-    """defaults < Invoke config (files, INVOKE_DOLT_*) < GT_DOLT_* < flags."""
-    settings: DoltSettings = env_of(c).settings(**flags)
-    return settings
+    """defaults < Invoke config (files, INVOKE_DOLT_*) < GT_DOLT_* < flags; inside a town, its port
+    and log level as gt reads them unless the config or a flag names them (docs/gastown.md)."""
+    from ..ops.errors import NotInTown
+
+    env = env_of(c)
+    settings: DoltSettings = env.settings(**flags)
+    try:
+        return env.located(settings, **flags)[1]  # type: ignore[no-any-return]
+    except NotInTown:
+        return settings
 
 
 def town_and_settings(c: Context, **flags: Any) -> tuple[Town, DoltSettings]:

@@ -25,7 +25,7 @@ def dolt_installed(c: Context) -> None:
 @task(name="legacy-migrated", pre=[dolt_installed])
 @reports_errors
 def legacy_migrated(c: Context) -> None:
-    """Step 2: databases in the old .beads/dolt/beads layout are moved into .dolt-data."""
+    """Step 2: every rig's beads data (bd's embedded databases too) is moved into .dolt-data."""
     town, settings = town_and_settings(c)
     print(onboarding.migrate_legacy(town, settings, print))
 
@@ -48,9 +48,11 @@ def server_verified(c: Context) -> None:
 
 
 @task(pre=[server_verified])
+@reports_errors
 def onboard(c: Context) -> None:
     """Set up this town for development: Dolt, migration, rigs, a verified server."""
-    print("onboard: everything is in place")
+    town, _ = town_and_settings(c)
+    print(onboarding.all_in_place(town))
 
 
 STEPS = (onboard, dolt_installed, legacy_migrated, rigs_exist, server_verified)

@@ -95,7 +95,7 @@ def test_doctor_fails_on_a_port_held_by_someone_else_and_names_the_holder(rigged
         assert_clean(done, 1)
         lines = lines_by_check(done.stdout)
         assert level(lines, "port") == "fail"
-        assert f"pid {holder.pid}" in lines["port"] and "GT_DOLT_PORT" in lines["port"]
+        assert f"pid {holder.pid}" in lines["port"] and "gt-dolt start --port" in lines["port"]
         assert holder.poll() is None
     finally:
         end(holder)
@@ -177,19 +177,23 @@ def test_doctor_fix_on_a_running_server_records_it_and_never_signals_it(
 def test_doctor_warns_on_an_orphan_server_of_this_town_on_another_port(
     rigged_town: TownFixture, dolt_binary: Path
 ) -> None:
-    """A server of this town started by hand on another port, unknown to the pid file."""
+    """A server of this town started by hand on another port, unknown to the pid file.
+
+    Dolt writes the port it was started on into .dolt-data/config.yaml, where gt (and so gt-dolt)
+    reads the town's port: it is the town's port now, and only the orphan is worth a warning."""
     t = rigged_town
     other = t.settings.with_overrides(port=free_port())
     by_hand = spawn_dolt_by_hand(dolt_binary, t, port=other.port)
     try:
         wait_for_sql(TownFixture(t.town, other))
         done = t.gt_dolt("doctor")
-        assert_clean(done, 0)
+        assert_clean(done, 1)  # the beads init-rig pointed at the old port
         lines = lines_by_check(done.stdout)
+        assert f"fail beads hq: {t.root / '.beads'} says port {t.port} (the server is on {other.port})" in done.stdout
         assert level(lines, "orphans") == "warn"
         assert f"pid {by_hand.pid} (port {other.port})" in lines["orphans"] and "does not name it" in lines["orphans"]
-        assert level(lines, "port") == "warn" and f"listens on {other.port}" in lines["port"]
-        assert "fix: gt-dolt restart" in lines["port"]
+        assert level(lines, "port") == "ok" and f"{other.port} is held by this town's server" in lines["port"]
+        assert f"GT_DOLT_PORT={t.port} is not used" in done.stdout
         assert_clean(t.gt_dolt("doctor", "--fix"), 0)
         assert read_pid_file(t.town).pid == by_hand.pid
         assert by_hand.poll() is None
