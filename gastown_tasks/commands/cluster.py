@@ -21,7 +21,7 @@ def _target(env: Env) -> tuple[DoltSettings, DoltSettings]:
     settings = env.settings()
     if is_remote(settings):
         return settings, settings
-    town = env.town(settings)
+    town, settings = env.located(settings)  # the town's port as gt reads it
     running = find_running(town, settings)[0]
     if running is None:
         raise ServerNotRunning.needed_for("this command")
