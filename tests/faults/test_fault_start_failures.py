@@ -167,19 +167,8 @@ def test_daemon_that_is_a_file_fails_every_command_cleanly_and_starts_nothing(
     assert not t.servers()
 
 
-@pytest.fixture
-def mount_namespaces() -> None:
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("unshare(1) is not installed: the read-only mount case needs it")
-    probe = subprocess.run([unshare, "--mount", "--propagation", "private", "true"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot make a mount namespace here: {probe.stderr.strip()}")
-
-
-def test_read_only_daemon_fails_start_before_anything_is_started(
-    rigged_town: TownFixture, mount_namespaces: None
-) -> None:
+@pytest.mark.needs_root("bind-mounts daemon/ read-only in a private mount namespace")
+def test_read_only_daemon_fails_start_before_anything_is_started(rigged_town: TownFixture) -> None:
     """daemon/ bind-mounted read-only onto itself (EROFS binds root too), inside a private
     mount namespace that disappears with the command.
     """

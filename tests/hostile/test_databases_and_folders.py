@@ -17,7 +17,7 @@ from gastown_tasks.ops import server
 
 pytestmark = pytest.mark.hostile
 NOBODY = 65534
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's files")
+root_only = pytest.mark.needs_root("plants another user's files (chown)")
 
 
 def test_a_migration_source_whose_dolt_folder_is_a_symlink_is_skipped(

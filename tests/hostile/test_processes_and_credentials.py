@@ -66,7 +66,7 @@ def spoof_as_nobody(t: TownFixture, folder: Path) -> subprocess.Popen[str]:
     return spoof
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+needs_root = pytest.mark.needs_root("runs a process as another user (setpriv)")
 
 
 @needs_root
