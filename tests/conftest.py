@@ -93,12 +93,13 @@ def dolt_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             }
         )
     )
-    # The caller's Invoke and Gas Town settings never reach a test; a dolt on PATH other than the
-    # pinned build is shadowed by it, so every Dolt a test runs is the pinned one.
-    invoke_vars = [key for key in os.environ if key.startswith("INVOKE_")]
-    saved = {key: os.environ.get(key) for key in ("DOLT_ROOT_PATH", "GT_TOWN_ROOT", "PATH", *GT_VARS, *invoke_vars)}
+    # The caller's Invoke and Gas Town settings never reach a test, nor PYTHONUNBUFFERED (output must
+    # reach a pipe without it, as for users); a dolt on PATH other than the pinned build is shadowed by
+    # it, so every Dolt a test runs is the pinned one.
+    cleared = ["GT_TOWN_ROOT", "PYTHONUNBUFFERED", *GT_VARS, *(key for key in os.environ if key.startswith("INVOKE_"))]
+    saved = {key: os.environ.get(key) for key in ("DOLT_ROOT_PATH", "PATH", *cleared)}
     os.environ["DOLT_ROOT_PATH"] = str(home)
-    for key in ("GT_TOWN_ROOT", *GT_VARS, *invoke_vars):
+    for key in cleared:
         os.environ.pop(key, None)
     on_path = shutil.which("dolt")
     if on_path and Path(on_path).resolve() != cached_binary().resolve():
