@@ -44,18 +44,12 @@ GT_VARS = tuple(GT_ENV)
 ALLOWED_SKIPS: dict[str, str] = {}
 
 
-def pinned_dolt() -> Path:
-    """The pinned Dolt build in the cache, or a failure saying how to build it."""
-    path = cached_binary()
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.fail(f"no pinned Dolt at {path} for the tests: run ./dev test (it builds it)", pytrace=False)
-    return path
-
-
 @pytest.fixture(scope="session")
 def dolt_binary() -> Path:
     """The pinned Dolt, which is also the one gt-dolt finds in every test (see dolt_home)."""
-    path = pinned_dolt()
+    path = cached_binary()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"no pinned Dolt at {path} for the tests: run ./dev test (it builds it)", pytrace=False)
     try:
         found = find_dolt()
     except GastownError as exc:

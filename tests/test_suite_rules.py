@@ -11,13 +11,13 @@ from pathlib import Path
 TESTS = Path(__file__).parent
 
 
-def run_suite(folder: Path, source: str) -> subprocess.CompletedProcess[str]:
+def run_suite(folder: Path, source: str, **env: str) -> subprocess.CompletedProcess[str]:
     """pytest on one test file, with tests/conftest.py loaded as the plugin `conftest`."""
     (folder / "test_tiny.py").write_text(source)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-q", "-rA", "test_tiny.py"],
         cwd=folder,
-        env={**os.environ, "PYTHONPATH": str(TESTS)},
+        env={**os.environ, "PYTHONPATH": str(TESTS), **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -79,3 +79,25 @@ def test_needs_root_without_a_reason_stops_the_run(tmp_path: Path) -> None:
     done = run_suite(tmp_path, "import pytest\n@pytest.mark.needs_root\ndef test_x():\n    pass\n")
     assert done.returncode == 4, done.stdout + done.stderr  # a usage error
     assert 'needs_root takes one reason, as needs_root("why")' in done.stdout + done.stderr
+
+
+def test_the_dolt_under_test_is_the_pinned_build_and_the_callers_settings_stay_out(tmp_path: Path) -> None:
+    """Another `dolt` first on PATH, the caller's GT_DOLT_*/INVOKE_* variables: no test sees them."""
+    other = tmp_path / "bin" / "dolt"
+    other.parent.mkdir()
+    other.write_text("#!/bin/sh\nexit 3\n")
+    other.chmod(0o755)
+    done = run_suite(
+        tmp_path,
+        "import os\n"
+        "from gastown_tasks.ops.binary import cached_binary, find_dolt\n"
+        "def test_pinned(dolt_binary):\n"
+        "    assert dolt_binary == cached_binary() == find_dolt()\n"
+        "    assert not {'GT_DOLT_PORT', 'INVOKE_DOLT_PORT', 'PYTHONUNBUFFERED'} & set(os.environ)\n",
+        PATH=f"{other.parent}{os.pathsep}{os.environ['PATH']}",
+        GT_DOLT_PORT="1",
+        INVOKE_DOLT_PORT="1",
+        PYTHONUNBUFFERED="1",
+    )
+    assert done.returncode == 0, done.stdout
+    assert summary(done).startswith("1 passed"), done.stdout
