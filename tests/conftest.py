@@ -1,7 +1,10 @@
 """Fixtures for tests against a real Dolt: temporary towns, free ports, real servers.
 
 Dolt comes from the project's setup (gt-dolt install); when it is missing the suite fails
-rather than skips, so CI can never pass without having run a real server.
+rather than skips, so CI can never pass without having run a real server.  The Dolt every test
+runs is that pinned build.  A skip fails the run unless ALLOWED_SKIPS says why it may happen; a
+test that only root can run says so with `@pytest.mark.needs_root("why")` and is deselected in
+an ordinary user's run (docs/testing.md).
 """
 
 from __future__ import annotations
@@ -10,11 +13,12 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +27,7 @@ import pymysql
 import pytest
 
 from gastown_tasks.ops import procs
-from gastown_tasks.ops.binary import dolt_env, find_dolt
+from gastown_tasks.ops.binary import cached_binary, dolt_env, find_dolt
 from gastown_tasks.ops.errors import GastownError
 from gastown_tasks.ops.rigadmin import init_rig
 from gastown_tasks.ops.server import stop
@@ -35,12 +39,36 @@ GT_DOLT = [sys.executable, "-P", "-m", "gastown_tasks"]  # -P: the current folde
 GT_VARS = tuple(GT_ENV)
 
 
+# A skip fails the run (see pytest_runtest_makereport) unless its test is here, with the reason it
+# cannot run where it skips.  Keep it short: a test that needs root is marked needs_root instead.
+ALLOWED_SKIPS: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session")
 def dolt_binary() -> Path:
+    """The pinned Dolt, which is also the one gt-dolt finds in every test (see dolt_home)."""
+    path = cached_binary()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"no pinned Dolt at {path} for the tests: run ./dev test (it builds it)", pytrace=False)
     try:
-        return find_dolt()
+        found = find_dolt()
     except GastownError as exc:
-        pytest.fail(f"no Dolt for the integration tests: {exc}", pytrace=False)
+        pytest.fail(f"gt-dolt finds no Dolt for the tests: {exc}", pytrace=False)
+    if found.resolve() != path.resolve():
+        pytest.fail(f"gt-dolt would run {found}, not the pinned Dolt {path}", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def gt_binary() -> Path:
+    """Gas Town's real gt, built by the setup; a test that needs it takes this fixture (it fails,
+    never skips, when gt was not built)."""
+    from gastown_tasks.ops.gobuild import gt_binary as built_gt
+
+    path = built_gt()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"no gt at {path} for the tests: run ./dev test (it builds it)", pytrace=False)
+    return path
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -59,10 +87,17 @@ def dolt_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             }
         )
     )
-    saved = {key: os.environ.get(key) for key in ("DOLT_ROOT_PATH", "GT_TOWN_ROOT", *GT_VARS)}
+    # The caller's Invoke and Gas Town settings never reach a test, nor PYTHONUNBUFFERED (output must
+    # reach a pipe without it, as for users); a dolt on PATH other than the pinned build is shadowed by
+    # it, so every Dolt a test runs is the pinned one.
+    cleared = ["GT_TOWN_ROOT", "PYTHONUNBUFFERED", *GT_VARS, *(key for key in os.environ if key.startswith("INVOKE_"))]
+    saved = {key: os.environ.get(key) for key in ("DOLT_ROOT_PATH", "PATH", *cleared)}
     os.environ["DOLT_ROOT_PATH"] = str(home)
-    for key in ("GT_TOWN_ROOT", *GT_VARS):
+    for key in cleared:
         os.environ.pop(key, None)
+    on_path = shutil.which("dolt")
+    if on_path and Path(on_path).resolve() != cached_binary().resolve():
+        os.environ["PATH"] = f"{cached_binary().parent}{os.pathsep}{os.environ.get('PATH', '')}"
     yield home
     for key, value in saved.items():
         if value is None:
@@ -308,8 +343,52 @@ def end(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """tests/unit/ is the unit layer (pure functions, no Dolt): `pytest -m unit` runs it alone."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """tests/unit/ is the unit layer (pure functions, no Dolt): `pytest -m unit` runs it alone.
+
+    A test marked needs_root is deselected (not skipped) unless we are root: the root pass runs it.
+    """
     for item in items:
         if "unit" in item.path.parts:
             item.add_marker(pytest.mark.unit)
+    for item in items:
+        for marker in item.iter_markers("needs_root"):
+            if len(marker.args) != 1 or not isinstance(marker.args[0], str) or not marker.args[0].strip():
+                raise pytest.UsageError(f'{item.nodeid}: needs_root takes one reason, as needs_root("why")')
+    if os.geteuid() == 0:
+        return
+    deselected = [item for item in items if item.get_closest_marker("needs_root")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("needs_root")]
+
+
+def _skip_is_a_failure(report: pytest.TestReport | pytest.CollectReport, nodeid: str) -> None:
+    if not report.skipped or nodeid in ALLOWED_SKIPS:
+        return
+    longrepr = report.longrepr
+    reason = (longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)).removeprefix("Skipped: ")
+    report.outcome = "failed"
+    report.longrepr = (
+        f"{nodeid} skipped ({reason}), and a skip fails the run: fix what it lacks, mark it "
+        'needs_root("why") if only root can run it, or add it to ALLOWED_SKIPS in tests/conftest.py '
+        "saying why it cannot run (docs/testing.md)"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    _skip_is_a_failure(report, item.nodeid)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    _skip_is_a_failure(report, collector.nodeid)
+    return report

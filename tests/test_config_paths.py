@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -115,11 +117,15 @@ def test_negative_timeout_flag_is_refused(rigged_town: TownFixture) -> None:
 
 
 def test_gt_dolt_version_and_help_work_outside_a_town(tmp_path: Path) -> None:
+    """The version is the package's own (its metadata, the newest CHANGELOG section), one line."""
+    version = importlib.metadata.version("gastown-tasks")
+    newest = re.search(r"^## (\S+)", (Path(__file__).parents[1] / "CHANGELOG.md").read_text(), re.M)
+    assert newest is not None and newest.group(1) == version and re.fullmatch(r"\d+\.\d+\.\d+", version)
+    console_script = Path(sys.executable).parent / "gt-dolt"
+    for argv in ([sys.executable, "-m", "gastown_tasks", "--version"], [str(console_script), "--version"]):
+        done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stdout, done.stderr) == (0, f"gt-dolt {version}\n", "")
     done = subprocess.run(
-        [sys.executable, "-m", "gastown_tasks", "--version"], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-m", "gastown_tasks", "--list"], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 0 and done.stdout.strip()
-    done = subprocess.run(
-        [sys.executable, "-m", "gastown_tasks", "--list"], cwd=tmp_path, capture_output=True, text=True
-    )
-    assert "start" in done.stdout and "status" in done.stdout
+    assert done.returncode == 0 and "\n  start " in done.stdout and "\n  status " in done.stdout, done.stdout

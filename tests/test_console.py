@@ -87,7 +87,7 @@ def test_sql_error_exits_non_zero_with_dolts_message(rigged_town: TownFixture) -
     t = rigged_town
     server.start(t.town, t.settings)
     done = t.gt_dolt("sql", "--rig", "hq", "-q", "SELECT * FROM no_such_table")
-    assert done.returncode != 0
+    assert done.returncode == 1
     assert "no_such_table" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
 

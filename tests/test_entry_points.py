@@ -29,44 +29,50 @@ gastown_tasks.add_dolt(ns)
 
 RUNNERS = ("gt-dolt", "gt-dolt handed to Invoke", "invoke dolt.*")
 
-CASES: dict[str, list[list[str]]] = {
+# Each step: the command line, the exit code it must give, and a line it must print (masked, stdout or
+# stderr): the three entry points must agree with each other and with this.
+CASES: dict[str, list[tuple[list[str], int, str]]] = {
     "a stopped town": [
-        [],
-        ["status"],
-        ["status", "--json"],
-        ["list"],
-        ["list", "--json"],
-        ["logs", "-n", "5"],
-        ["migrate", "--dry-run"],
-        ["doctor"],
+        ([], 3, "dolt sql-server is not running\n"),
+        (["status"], 3, "  databases (on disk): hq\n"),
+        (["status", "--json"], 3, '  "running": false,\n'),
+        (["list"], 0, "hq                       <town>/.dolt-data/hq\n"),
+        (["list", "--json"], 0, '    "path": "<town>/.dolt-data/hq",\n'),
+        (["logs", "-n", "5"], 0, "no log yet: <town>/daemon/dolt.log is written when the server starts"),
+        (["migrate", "--dry-run"], 0, "nothing to migrate: no old .beads/dolt/beads databases left\n"),
+        (["doctor"], 0, "ok   port: <port> is free\n"),
     ],
     "rigs": [
-        ["init-rig", "beta"],
-        ["sql", "-q", "SHOW TABLES"],
-        ["init-rig", "beta"],
-        ["init-rig", "bad name"],
-        ["init-rig", "MySQL"],
-        ["list"],
+        (
+            ["init-rig", "beta"],
+            0,
+            "created rig beta at <town>/.dolt-data/beta (the server serves it from its next start)",
+        ),
+        (["sql", "-q", "SHOW TABLES"], 0, "| issues       |\n"),
+        (["init-rig", "beta"], 1, "error: rig beta already exists at <town>/.dolt-data/beta\n"),
+        (["init-rig", "bad name"], 2, "error: invalid rig name 'bad name': use 1-64 letters"),
+        (["init-rig", "MySQL"], 2, "error: invalid rig name 'MySQL': the server reserves it; choose another name\n"),
+        (["list"], 0, "beta                     <town>/.dolt-data/beta\nhq "),
     ],
     "a server's day": [
-        ["start"],
-        ["start"],
-        ["status"],
-        ["list"],
-        ["sql", "-q", "SELECT COUNT(*) AS n FROM issues", "-r", "hq"],
-        ["sql", "--query=SELECT nosuchcolumn FROM issues"],
-        ["stop"],
-        ["stop"],
-        ["status"],
+        (["start"], 0, "dolt sql-server started: pid <pid> on 127.0.0.1:<port>, serving hq"),
+        (["start"], 0, "dolt sql-server already running: pid <pid> on 127.0.0.1:<port>, serving hq"),
+        (["status"], 0, "dolt sql-server is running: pid <pid>\n"),
+        (["list"], 0, "hq                       <town>/.dolt-data/hq  served\n"),
+        (["sql", "-q", "SELECT COUNT(*) AS n FROM issues", "-r", "hq"], 0, "| 1 |\n"),
+        (["sql", "--query=SELECT nosuchcolumn FROM issues"], 1, 'column "nosuchcolumn" could not be found'),
+        (["stop"], 0, "dolt sql-server stopped (pid <pid>)\n"),
+        (["stop"], 0, "dolt sql-server is not running\n"),
+        (["status"], 3, "dolt sql-server is not running\n"),
     ],
     "bad values": [
-        ["status", "--port", "0"],
-        ["status", "-p", "70000"],
-        ["start", "--timeout", "-1"],
-        ["logs", "-n", "many"],
-        ["sql", "--rig", "nosuchrig", "-q", "SELECT 1"],
-        ["status", "--bogus"],
-        ["init-rig"],
+        (["status", "--port", "0"], 2, "error: invalid port '0' (from --port): it must be a whole number from 1"),
+        (["status", "-p", "70000"], 2, "error: invalid port '70000' (from --port)"),
+        (["start", "--timeout", "-1"], 2, "error: invalid start_timeout '-1' (from --timeout)"),
+        (["logs", "-n", "many"], 2, "error: invalid -n 'many': give a number of lines from 0 to 100,000\n"),
+        (["sql", "--rig", "nosuchrig", "-q", "SELECT 1"], 1, "error: no rig nosuchrig in <town>/.dolt-data;"),
+        (["status", "--bogus"], 1, "No idea what '--bogus' is!\n"),
+        (["init-rig"], 1, "'init-rig' did not receive required positional arguments: 'name'\n"),
     ],
 }
 
@@ -137,7 +143,7 @@ def test_every_entry_point_gives_the_same_exit_codes_output_and_files(
     project = tmp_path / "project"
     seen: dict[str, list[tuple[object, ...]]] = {runner: [] for runner in RUNNERS}
     for runner, town in towns.items():
-        for args in CASES[case]:
+        for args, _, _ in CASES[case]:
             done = subprocess.run(
                 command(runner, project, args),
                 cwd=town.root,
@@ -150,7 +156,10 @@ def test_every_entry_point_gives_the_same_exit_codes_output_and_files(
             step = (args, done.returncode, masked(done.stdout, town), masked(done.stderr, town), files(town))
             seen[runner].append(step)
     reference = seen[RUNNERS[0]]
-    assert any(code != 0 for _, code, *_ in reference) or case != "bad values"
+    for (args, code, line), (_, got, out, err, _) in zip(CASES[case], reference, strict=True):
+        assert (got, line in out + err) == (code, True), (
+            f"gt-dolt {args}: exit {got}, wanted {code} and {line!r}:\n{out}{err}"
+        )
     for runner in RUNNERS[1:]:
         for ours, theirs in zip(reference, seen[runner], strict=True):
             assert theirs == ours, f"{runner} differs from gt-dolt on {ours[0]}"

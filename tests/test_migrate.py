@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
+import errno
+import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import TownFixture, old_database
+from conftest import GT_DOLT, TownFixture, old_database
+from faultkit import assert_clean
 from gastown_tasks.ops import migrate, server, staging
 from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.errors import MigrationError
@@ -76,50 +78,87 @@ def test_migrate_refuses_while_the_server_runs_and_changes_nothing(rigged_town: 
     assert source.exists() and not (t.town.data_dir / "gastown").exists()
 
 
-@contextlib.contextmanager
-def other_filesystem(path: Path, size: str = "256m") -> Iterator[str]:
-    """Mount a tmpfs at `path` when allowed (root); otherwise say that EXDEV must be injected."""
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = (
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
-        ).returncode
-        == 0
+IN_A_MOUNT_NAMESPACE = """
+import json, os, subprocess, sys
+mount, data_dir, command = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3:]
+subprocess.run(["mount", *mount], check=True)
+print("mounted:", *mount, file=sys.stderr, flush=True)
+code = subprocess.run(command).returncode
+print("left in .dolt-data:", json.dumps(sorted(os.listdir(data_dir))), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def migrate_in_a_mount_namespace(t: TownFixture, *mount: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """`gt-dolt migrate` after `mount MOUNT...`, both in a private mount namespace that ends with them
+    (nothing outside the test sees the mount); also what .dolt-data held then, seen from inside."""
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", IN_A_MOUNT_NAMESPACE]
+        + [json.dumps(mount), str(t.town.data_dir), *GT_DOLT, "migrate"],
+        cwd=t.root,
+        env=t.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
-    try:
-        yield "tmpfs" if mounted else "injected"
-    finally:
-        if mounted:
-            subprocess.run(["umount", "-l", str(path)], check=False)
+    assert "mounted:" in done.stderr, done.stderr  # the other filesystem really was there
+    left = json.loads(done.stderr.rsplit("left in .dolt-data: ", 1)[1])
+    return done, left
 
 
-def _force_exdev(monkeypatch: pytest.MonkeyPatch, source: Path) -> None:
+def _force_exdev(monkeypatch: pytest.MonkeyPatch, source: Path) -> list[str]:
+    """rename(2) of `source` fails with EXDEV, as across filesystems (by what it renames, however the
+    call names it: the code renames through folder descriptors); returns the names it refused."""
     real = migrate.rename_noreplace
+    moving = os.stat(source)
+    refused: list[str] = []
 
     def rename(src_fd: int, src: str, dst_fd: int, dst: str) -> None:
-        if Path(os.readlink(f"/proc/self/fd/{src_fd}")) / src == source.resolve():
-            raise OSError(18, "Invalid cross-device link")
+        st = os.stat(src, dir_fd=src_fd, follow_symlinks=False)
+        if (st.st_dev, st.st_ino) == (moving.st_dev, moving.st_ino):
+            refused.append(src)
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
         real(src_fd, src, dst_fd, dst)
 
     monkeypatch.setattr(migrate, "rename_noreplace", rename)
+    return refused
 
 
 def test_cross_filesystem_migration_copies_verifies_and_removes_the_source(
     town: TownFixture, dolt_binary: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """EXDEV injected into the rename, so anyone can run it; the real one is the next test."""
     t = town
-    with other_filesystem(t.root / "gastown" / ".beads") as how:
-        source = old_database(dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "far"), (2, "away")])
-        if how == "injected":
-            _force_exdev(monkeypatch, source)
-        else:
-            assert os.stat(source).st_dev != os.stat(t.root).st_dev
-        lines: list[str] = []
-        report = migrate.migrate_town(t.town, t.settings, echo=lines.append)
-        assert [m.rig for m in report.moved] == ["gastown"]
-        assert any("another filesystem" in line for line in lines)
-        assert not source.exists()
-        assert staging.leftovers(t.town.data_dir) == [] and not (t.town.data_dir / ".staging").exists()
+    source = old_database(dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "far"), (2, "away")])
+    refused = _force_exdev(monkeypatch, source)
+    lines: list[str] = []
+    report = migrate.migrate_town(t.town, t.settings, echo=lines.append)
+    monkeypatch.undo()
+    assert refused == ["beads"]  # the move was tried as a rename first
+    assert [m.rig for m in report.moved] == ["gastown"]
+    assert any("is on another filesystem: copying" in line for line in lines), lines
+    assert not source.exists()
+    assert staging.leftovers(t.town.data_dir) == [] and not (t.town.data_dir / ".staging").exists()
+    server.start(t.town, t.settings)
+    assert rows(t, "gastown") == [(1, "far"), (2, "away")]
+
+
+@pytest.mark.needs_root("bind-mounts the source's .beads folder in a private mount namespace")
+def test_migration_across_a_real_mount_boundary_copies_verifies_and_removes_the_source(
+    town: TownFixture, dolt_binary: Path
+) -> None:
+    """The source folder bind-mounted onto itself: the kernel refuses a rename across mounts (EXDEV)
+    though both are on one disk, so the copy, the verification and the removal all happen for real."""
+    t = town
+    source = old_database(dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "far"), (2, "away")])
+    t.town.data_dir.mkdir()
+    beads = str(t.root / "gastown" / ".beads")
+    done, left = migrate_in_a_mount_namespace(t, "--bind", beads, beads)
+    assert_clean(done, 0)
+    assert f"{source} is on another filesystem: copying" in done.stdout
+    assert f"copy verified and in place; removing the source {source}" in done.stdout
+    assert left == ["gastown"] and not source.exists()
     server.start(t.town, t.settings)
     assert rows(t, "gastown") == [(1, "far"), (2, "away")]
 
@@ -127,33 +166,55 @@ def test_cross_filesystem_migration_copies_verifies_and_removes_the_source(
 def test_copy_failure_midway_leaves_the_source_intact_and_no_partial_target(
     town: TownFixture, dolt_binary: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """EXDEV and a full disk injected midway through the copy; the real full disk is the next test."""
+    t = town
+    source = old_database(dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "keep me")])
+    before = {p: p.stat().st_size for p in source.rglob("*") if p.is_file()}
+    refused = _force_exdev(monkeypatch, source)
+    copied = _fail_copy_midway(monkeypatch)
+    with pytest.raises(MigrationError, match="the source is untouched"):
+        migrate.migrate_town(t.town, t.settings, echo=lambda line: None)
+    monkeypatch.undo()
+    assert refused == ["beads"] and len(copied) == 3  # the copy really started, then failed
+    assert not (t.town.data_dir / "gastown").exists()
+    assert staging.leftovers(t.town.data_dir) == [] and not (t.town.data_dir / ".staging").exists()
+    assert {p: p.stat().st_size for p in source.rglob("*") if p.is_file()} == before
+    assert_dolt_reads(dolt_binary, source, "keep me")
+
+
+@pytest.mark.needs_root("mounts a small tmpfs over .dolt-data in a private mount namespace")
+def test_a_copy_onto_a_filesystem_too_small_leaves_the_source_intact_and_no_partial_target(
+    town: TownFixture, dolt_binary: Path
+) -> None:
     t = town
     source = old_database(dolt_binary, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "keep me")])
     before = {p: p.stat().st_size for p in source.rglob("*") if p.is_file()}
     size = migrate.tree_size(source)
-    # A real fault where allowed: .dolt-data on a tmpfs too small for the database, so the rename
-    # fails with EXDEV and the copy runs out of space midway.  Elsewhere both are injected.
-    with other_filesystem(t.town.data_dir, size=f"{size // 2}") as how:
-        if how == "injected":
-            _force_exdev(monkeypatch, source)
-            _fail_copy_midway(monkeypatch)
-        with pytest.raises(MigrationError, match="the source is untouched"):
-            migrate.migrate_town(t.town, t.settings, echo=lambda line: None)
-        assert not (t.town.data_dir / "gastown").exists()
-        assert staging.leftovers(t.town.data_dir) == [] and not (t.town.data_dir / ".staging").exists()
-    monkeypatch.undo()
+    t.town.data_dir.mkdir()
+    done, left = migrate_in_a_mount_namespace(
+        t, "-t", "tmpfs", "-o", f"size={size // 2}", "tmpfs", str(t.town.data_dir)
+    )
+    assert_clean(done, 1)
+    assert "is on another filesystem: copying" in done.stdout and "the source is untouched" in done.stderr
+    assert left == []  # no partial target, no staging folder
     assert {p: p.stat().st_size for p in source.rglob("*") if p.is_file()} == before
+    assert_dolt_reads(dolt_binary, source, "keep me")
+
+
+def assert_dolt_reads(dolt: Path, database: Path, title: str) -> None:
     done = subprocess.run(
-        [str(dolt_binary), "sql", "-q", "SELECT title FROM issues"],
-        cwd=source,
+        [str(dolt), "sql", "-q", "SELECT title FROM issues"],
+        cwd=database,
         env=dolt_env(),
         capture_output=True,
         text=True,
+        timeout=60,
     )
-    assert "keep me" in done.stdout
+    assert done.returncode == 0 and title in done.stdout, done.stdout + done.stderr
 
 
-def _fail_copy_midway(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fail_copy_midway(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """copytree copies three files, then the disk is full; returns the files it copied."""
     real_copytree = shutil.copytree
     copied: list[str] = []
 
@@ -163,12 +224,10 @@ def _fail_copy_midway(monkeypatch: pytest.MonkeyPatch) -> None:
         copied.append(src)
         return shutil.copy2(src, dst)
 
-    def copytree(src: str, dst: str, *args: object, **kw: object) -> object:
-        # shutil's copytree calls itself with positional arguments (copy_function is the third)
-        if len(args) >= 3:
-            args = (*args[:2], copy_then_fail, *args[3:])
-        else:
-            kw["copy_function"] = copy_then_fail
-        return real_copytree(src, dst, *args, **kw)  # type: ignore[arg-type]
+    def copytree(src: str, dst: str, *args: object, **kwargs: object) -> object:
+        if not args:  # the package's call; copytree's own recursion passes copy_function on
+            kwargs["copy_function"] = copy_then_fail
+        return real_copytree(src, dst, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(migrate.shutil, "copytree", copytree)
+    return copied

@@ -20,6 +20,7 @@ import pytest
 from conftest import FAKES, Lines, TownFixture, free_port
 from faultkit import assert_clean, end, gt_dolt_popen, kill_9, wait_until
 from gastown_tasks.ops import health, server
+from gastown_tasks.ops.polling import poll_until
 from gastown_tasks.ops.runfiles import read_pid_file
 from gastown_tasks.ops.watch import Policy, supervise
 
@@ -178,8 +179,9 @@ def test_metrics_port_turns_on_dolts_prometheus_endpoint_and_status_names_it(rig
     server.start(t.town, t.settings.with_overrides(metrics_port=port))
     url = json.loads(t.gt_dolt("status", "--json").stdout)["health"]["metrics_url"]
     assert url == f"http://127.0.0.1:{port}/metrics"
-    with urllib.request.urlopen(url, timeout=30) as answer:
-        assert b"dss_" in answer.read() or answer.status == 200
+    with urllib.request.urlopen(url, timeout=30) as answer:  # raises on anything but 2xx
+        body = answer.read()
+    assert b"\ndss_connects " in body and b"\ndss_concurrent_connections " in body  # Dolt's own server metrics
 
 
 def test_a_log_over_its_limit_is_rotated_at_start_and_the_server_keeps_writing(rigged_town: TownFixture) -> None:
@@ -332,44 +334,69 @@ def test_a_backup_killed_midway_leaves_the_previous_one_restorable(rigged_town: 
             "hq",
         )
     server.stop(t.town, t.settings)  # through the CLI: a Dolt process of its own to kill
+    backup = t.town.backup_dir / "hq"
+    manifest, size = (backup / "manifest").read_bytes(), folder_bytes(backup)
     job = gt_dolt_popen(t, "backup")
     try:
 
         def backup_child() -> psutil.Process | None:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 kids = psutil.Process(job.pid).children(recursive=True)
-            except psutil.NoSuchProcess:
-                return None
-            return next((k for k in kids if "dolt_backup" in " ".join(k.cmdline())), None)
+                return next((k for k in kids if "dolt_backup" in " ".join(k.cmdline())), None)
+            return None
 
-        wait_until(lambda: backup_child() or job.poll() is not None, "the Dolt doing the backup")
-        child = backup_child()
-        if child is not None:
-            child.send_signal(signal.SIGKILL)
-        job.wait(timeout=120)
+        child = poll_until(backup_child, 60)
+        assert child is not None, "no Dolt doing the backup"
+        # Killed once it has written part of the new backup, before it writes the manifest (its last step)
+        wrote = poll_until(lambda: folder_bytes(backup) > size, 120, max_delay=0.001)
+        child.suspend()
+        assert wrote, "the backup never wrote"
+        assert (backup / "manifest").read_bytes() == manifest, "the backup finished before it could be killed"
+        child.kill()
+        _, err = job.communicate(timeout=120)
     finally:
         end(job)
+    assert job.returncode == 1 and "Traceback" not in err, err
+    assert "backing up rig hq" in err and "(the previous backup is untouched) failed" in err
     server.start(t.town, t.settings)
     assert_clean(t.gt_dolt("restore", "--rig", "hq", "--as", "earlier"), 0)
-    restored = t.query("SELECT id, pad FROM beads", "earlier")
-    assert restored == [(1, "first backup")] or len(restored) == 60001  # the old one, or a complete new one
+    assert t.query("SELECT id, pad FROM beads", "earlier") == [(1, "first backup")]  # the previous backup, whole
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes in the files under folder; a file renamed away while counted counts 0."""
+    total = 0
+    for current, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.lstat(os.path.join(current, name)).st_size
+    return total
 
 
 def test_status_and_doctor_warn_when_the_last_backup_is_too_old(rigged_town: TownFixture) -> None:
     t = rigged_town
-    assert "no backup" not in t.gt_dolt("status").stdout  # a rig made today is not overdue yet
+
+    def status(**env: str) -> str:
+        done = t.gt_dolt("status", **env)
+        assert_clean(done, 3)  # stopped: the warning never changes the exit code
+        return done.stdout
+
+    fresh = status()
+    assert "databases (on disk): hq" in fresh and "no backup" not in fresh  # made today: not overdue yet
     two_days_ago = time.time() - 2 * 86400
     os.utime(t.town.data_dir / "hq", (two_days_ago, two_days_ago))
-    assert "no backup in the last 24h of: hq" in t.gt_dolt("status").stdout
+    assert "no backup in the last 24h of: hq" in status()
     assert_clean(t.gt_dolt("backup"), 0)
-    assert "no backup" not in t.gt_dolt("status").stdout
+    assert "no backup" not in status()
     record = t.town.daemon_dir / "dolt-backups.json"
     data = json.loads(record.read_text())
     data["hq"]["at"] = "2020-01-01T00:00:00+00:00"
     record.write_text(json.dumps(data))
-    line = next(line for line in t.gt_dolt("doctor").stdout.splitlines() if " backups:" in line)
+    doctor = t.gt_dolt("doctor")
+    assert_clean(doctor, 0)  # a warning, not a failure
+    line = next(line for line in doctor.stdout.splitlines() if " backups:" in line)
     assert line.startswith("warn") and "hq" in line and "gt-dolt backup" in line
-    assert "no backup" not in t.gt_dolt("status", INVOKE_DOLT_BACKUP_MAX_AGE_HOURS="0").stdout
+    assert "no backup" not in status(INVOKE_DOLT_BACKUP_MAX_AGE_HOURS="0")
 
 
 def test_a_restore_from_a_missing_backup_leaves_no_ghost_rig(rigged_town: TownFixture, tmp_path: Path) -> None:

@@ -17,23 +17,13 @@ import pytest
 
 from conftest import GT_DOLT, TownFixture, cleanup_town, free_port, make_town
 from faultkit import assert_clean, wait_until
-from gastown_tasks.ops.binary import dolt_env, find_dolt
+from gastown_tasks.ops.binary import dolt_env
 
 PASSWORD = "remote-s3cret"
 IP = shutil.which("ip") or "/usr/sbin/ip"
 
 
-def _can_make_namespaces() -> bool:
-    if os.geteuid() != 0 or not os.path.exists(IP):
-        return False
-    name = f"gtprobe{secrets.token_hex(2)}"
-    made = subprocess.run([IP, "netns", "add", name], capture_output=True, timeout=30).returncode == 0
-    if made:
-        subprocess.run([IP, "netns", "del", name], capture_output=True, timeout=30)
-    return made
-
-
-pytestmark = pytest.mark.skipif(not _can_make_namespaces(), reason="needs root and network namespaces (CI has both)")
+pytestmark = pytest.mark.needs_root("makes a network namespace and a veth pair for the remote host")
 
 
 @dataclass
@@ -88,7 +78,7 @@ def remote(tmp_path: Path, dolt_binary: Path) -> Iterator[Remote]:
             f"ALTER USER 'root'@'localhost' IDENTIFIED BY '{PASSWORD}'"
         )
         subprocess.run(
-            [str(find_dolt()), "sql", "-q", users],
+            [str(dolt_binary), "sql", "-q", users],
             cwd=town.town.data_dir,
             env=dolt_env(),
             check=True,

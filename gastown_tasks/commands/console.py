@@ -38,8 +38,8 @@ def logs(env: Env, n: str | None = None, follow: bool = False, rotate: bool = Fa
         lines = last_lines(town.log_file, count, root=town.root)
         if not lines and not town.log_file.exists():
             print(f"no log yet: {town.log_file} is written when the server starts (gt-dolt start)")
-        for line in lines:
-            print(line)  # on a terminal, the command boundary shows control characters
+        # One write (stdout is line-buffered); on a terminal, the command boundary shows control characters
+        sys.stdout.write("".join(f"{line}\n" for line in lines))
         return 0
     try:
         for line in tail_and_follow(town.log_file, count, root=town.root):

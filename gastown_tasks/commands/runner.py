@@ -127,6 +127,9 @@ class Visible(io.TextIOBase):
 def run_guarded(call: Callable[[], Any], as_json: bool = False) -> int:
     """The boundary: `call()`'s exit code, or the exit code of what went wrong, said in one line."""
     saved = sys.stdout, sys.stderr
+    if isinstance(sys.stdout, io.TextIOWrapper) and not sys.stdout.line_buffering:
+        # Each line a command says (`waiting for 2 client(s)`) reaches a pipe or a log as it is said.
+        sys.stdout.reconfigure(line_buffering=True)
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is not None and not isinstance(stream, Visible) and _isatty(stream):

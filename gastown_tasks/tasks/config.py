@@ -118,9 +118,8 @@ def install_config_error_hook() -> None:
         if "--json" in sys.argv or "-j" in sys.argv:
             import json
 
-            print(json.dumps({"error": message, "exit_code": 2}))
-        print(f"error: {message}", file=sys.stderr)
-        sys.stderr.flush()
+            print(json.dumps({"error": message, "exit_code": 2}), flush=True)  # os._exit flushes nothing
+        print(f"error: {message}", file=sys.stderr, flush=True)
         import os
 
         os._exit(2)

@@ -10,7 +10,8 @@ Modes:
   old-version      answer `dolt version` with a version other than the pinned one
   port-thief       never listen, but start a fake MySQL server (fake_mysql.py) on the port from
                    the config, as another user would who binds it first; it records what it is
-                   sent in $FAKE_MYSQL_CAPTURE
+                   sent in $FAKE_MYSQL_CAPTURE, and its pid in $FAKE_MYSQL_CAPTURE.pid (the test
+                   that set it ends it by that pid)
 """
 
 import os
@@ -67,6 +68,8 @@ if mode == "port-thief":
         start_new_session=True,
     )
     thief.stdout.readline()  # "listening"
+    with open(os.environ["FAKE_MYSQL_CAPTURE"] + ".pid", "w") as pid_file:
+        pid_file.write(f"{thief.pid}\n")
     print(f"fake dolt: port {port} taken by pid {thief.pid}; never listening", flush=True)
     while True:
         time.sleep(3600)

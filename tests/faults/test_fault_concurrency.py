@@ -117,21 +117,22 @@ def test_ctrl_c_while_waiting_for_readiness_kills_the_child_and_releases_the_loc
 def test_ctrl_c_during_a_real_start_leaves_no_untracked_server_and_releases_the_lock(
     rigged_town: TownFixture,
 ) -> None:
-    """Real Dolt: Ctrl-C as soon as the server process exists.  Either the start is undone
-    (exit 130, no server) or it had finished (exit 0) and the server is recorded; never a
-    server that no pid file names.
+    """Real Dolt: Ctrl-C while the server it launched is not yet ready (frozen with SIGSTOP as soon
+    as it exists, so the start is certainly still waiting): the start is undone, exit 130, and no
+    server is left that no pid file names.
     """
     t = rigged_town
     job = gt_dolt_popen(t, "start")
     try:
         wait_until(lambda: t.servers(), "dolt sql-server to be launched")
+        launched = t.servers()[0]
+        launched.suspend()
+        assert job.poll() is None, "the start finished before its server could be frozen"
         code, _, err = _ctrl_c(job)
     finally:
         end(job)
-    assert "Traceback" not in err
-    assert code in (0, 130), err
-    if code == 130:
-        assert "interrupted" in err
+    assert code == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert not alive(launched.pid) and not t.servers()
     assert_consistent(t)  # no server that the pid file, the state and status do not all name
     assert _lock_is_free(t)
     assert_clean(t.gt_dolt("start"), 0)

@@ -147,6 +147,6 @@ def test_this_towns_server_on_another_port_is_found_not_duplicated(rigged_town: 
         stop = t.gt_dolt("stop")
         assert_clean(stop, 0)
         assert f"stopped (pid {by_hand.pid})" in stop.stdout
-        assert by_hand.wait(timeout=60) is not None
+        assert by_hand.wait(timeout=60) == 0  # SIGTERM: Dolt shuts down cleanly and exits 0
     finally:
         end(by_hand)

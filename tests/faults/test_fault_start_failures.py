@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TownFixture, fake_dolt
-from faultkit import READONLY, assert_clean
+from faultkit import READONLY, assert_clean, end, gt_dolt_popen, wait_until
 from gastown_tasks.ops import server
 from gastown_tasks.ops.errors import StartFailed
 from gastown_tasks.ops.runfiles import read_state
@@ -130,13 +130,20 @@ def test_readiness_timeout_kills_the_child_and_says_what_it_waited_for(rigged_to
 def test_gt_dolt_start_timeout_with_a_real_dolt_kills_it_and_the_next_start_works(
     rigged_town: TownFixture,
 ) -> None:
-    """--timeout 0 gives a real Dolt no time at all; the started process must not survive it
-    nor leave the data dir locked for the next start.
+    """A real Dolt that is not ready within --timeout (frozen with SIGSTOP as soon as it exists, so
+    no loaded machine can make it ready in time): it must not survive the timeout nor leave the data
+    dir locked for the next start.
     """
     t = rigged_town
-    done = t.gt_dolt("start", "--timeout", "0")
-    assert_clean(done, 1)
-    assert "was not ready within 0s: it never answered SQL on 127.0.0.1:" in done.stderr
+    job = gt_dolt_popen(t, "start", "--timeout", "1")
+    try:
+        wait_until(lambda: t.servers(), "dolt sql-server to be launched")
+        t.servers()[0].suspend()
+        _, err = job.communicate(timeout=120)
+    finally:
+        end(job)
+    assert job.returncode == 1 and "Traceback" not in err, err
+    assert "was not ready within 1s: it never answered SQL on 127.0.0.1:" in err
     assert_nothing_left(t)
     assert_clean(t.gt_dolt("start"), 0)
     assert t.query("SELECT 1") == [(1,)]
@@ -167,19 +174,8 @@ def test_daemon_that_is_a_file_fails_every_command_cleanly_and_starts_nothing(
     assert not t.servers()
 
 
-@pytest.fixture
-def mount_namespaces() -> None:
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("unshare(1) is not installed: the read-only mount case needs it")
-    probe = subprocess.run([unshare, "--mount", "--propagation", "private", "true"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot make a mount namespace here: {probe.stderr.strip()}")
-
-
-def test_read_only_daemon_fails_start_before_anything_is_started(
-    rigged_town: TownFixture, mount_namespaces: None
-) -> None:
+@pytest.mark.needs_root("bind-mounts daemon/ read-only in a private mount namespace")
+def test_read_only_daemon_fails_start_before_anything_is_started(rigged_town: TownFixture) -> None:
     """daemon/ bind-mounted read-only onto itself (EROFS binds root too), inside a private
     mount namespace that disappears with the command.
     """

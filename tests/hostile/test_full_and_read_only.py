@@ -7,8 +7,6 @@ no temporary file, no partial rig.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,14 +21,7 @@ pytestmark = pytest.mark.hostile
 IN_MOUNTS = Path(__file__).parent / "in_mounts.py"
 
 
-def _can_unshare() -> bool:
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        return False
-    done = subprocess.run(["unshare", "--mount", "true"], capture_output=True, timeout=30)
-    return done.returncode == 0
-
-
-needs_namespaces = pytest.mark.skipif(not _can_unshare(), reason="needs root and mount namespaces (CI has both)")
+needs_namespaces = pytest.mark.needs_root("mounts a tmpfs or a read-only bind in a private mount namespace")
 
 
 def in_mounts(t: TownFixture, specs: list[str], *args: str) -> subprocess.CompletedProcess[str]:

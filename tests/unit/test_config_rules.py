@@ -89,9 +89,14 @@ def test_a_tasks_py_is_trusted_only_when_ours_and_not_writable_by_others(tmp_pat
     os.chmod(tmp_path, 0o757)
     assert "others can write in" in find_project(deep).warnings[0]
     os.chmod(tmp_path, 0o755)
-    if os.geteuid() == 0:
-        os.chown(tmp_path / "tasks.py", 4242, 4242)
-        assert "belongs to uid 4242" in find_project(deep).warnings[0]
+
+
+@pytest.mark.needs_root("gives the tasks.py to another user (chown)")
+def test_a_tasks_py_another_user_owns_is_not_trusted(tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text("")
+    os.chown(tmp_path / "tasks.py", 4242, 4242)
+    refused = find_project(tmp_path)
+    assert refused.root is None and "belongs to uid 4242" in refused.warnings[0]
 
 
 def test_the_nearest_tasks_py_of_any_kind_ends_the_search_as_in_invoke(tmp_path: Path) -> None:
