@@ -41,8 +41,11 @@ class Env:
 
     def town(self, settings: Any) -> Any:
         from ..ops.town import find_town
+        from .owner import run_as_owner
 
-        return find_town(configured=settings.town_root or None)
+        town = find_town(configured=settings.town_root or None)
+        run_as_owner(town)  # root in an ordinary user's town: the rest runs as that user
+        return town
 
     def town_and_settings(self, **flags: Any) -> tuple[Any, Any]:
         settings = self.settings(**flags)
@@ -109,10 +112,22 @@ def run_guarded(call: Callable[[], Any], as_json: bool = False) -> int:
         stream = getattr(sys, name)
         if stream is not None and not isinstance(stream, Visible) and _isatty(stream):
             setattr(sys, name, Visible(stream))
+    from . import owner
+
     try:
-        return _guarded(call, as_json)
+        code = _guarded(call, as_json)
+    except BaseException:
+        if owner.in_child():  # the child that ran the command as the town's owner ends here
+            import traceback
+
+            traceback.print_exc()
+            owner.finish(1)
+        raise
     finally:
         sys.stdout, sys.stderr = saved
+    if owner.in_child():  # whatever the caller would do next (Invoke's other tasks) is the parent's
+        owner.finish(code)
+    return code
 
 
 def _isatty(stream: Any) -> bool:
@@ -123,10 +138,14 @@ def _isatty(stream: Any) -> bool:
 
 
 def _guarded(call: Callable[[], Any], as_json: bool) -> int:
+    from .owner import RanAsOwner
+
     try:
         code = call()
         sys.stdout.flush()
         return int(code or 0)
+    except RanAsOwner as ran:
+        return ran.code
     except BrokenPipeError:
         return quiet_broken_pipe()
     except GastownError as exc:

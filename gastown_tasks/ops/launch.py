@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import psutil
 
-from . import logrotate, safefs, serverconfig
+from . import logrotate, privilege, safefs, serverconfig
 from .binary import DOLT_UMASK, DoltBinary, dolt_command_hint, dolt_env, find_dolt, identify, run_dolt
 from .cluster import prepare_root, user_global_config
 from .discovery import Record, mark_stopped, state_of
@@ -34,6 +34,7 @@ from .rigs import scan_data_dir
 from .runfiles import ensure_daemon_dir, iso_time, read_pid_file, remove_run_file, write_pid_file, write_state
 from .settings import DoltSettings
 from .town import Town
+from .verify import verify_started
 
 
 class StartResult(NamedTuple):
@@ -94,9 +95,10 @@ def check_run_files(town: Town) -> None:
 
 
 def check_town_folders(town: Town) -> None:
-    """The folders the server reads by path must be ours and closed to other users.
+    """The folders the server reads by path, and those above the town, may be changed by nobody
+    with less power than us (docs/reliability.md, least privilege; ops/privilege.py).
 
-    Dolt opens its config, data dir and databases by path; whoever can rename entries in those
+    Dolt opens its config, data dir and databases by path: whoever could rename entries in those
     folders could swap them under it between our checks and its reads.
     """
     euid = os.geteuid()
@@ -106,25 +108,30 @@ def check_town_folders(town: Town) -> None:
         raise safefs.failure(exc, town.root, "read") from None
     if owner not in (euid, 0) or (euid == 0 and owner != 0):
         raise NotOurs(
-            f"{town.root} belongs to uid {owner}: run gt-dolt as that user (a server run by uid {euid} "
-            "would read files another user can change)"
+            f"{town.root} belongs to uid {owner} ({privilege.user_name(owner)}): run gt-dolt as that user "
+            f"(the gt-dolt command does so by itself when root runs it); a server run by uid {euid} would "
+            "hold more power than the people who can write its files"
         )
-    for path in (town.root, town.data_dir, town.daemon_dir, town.data_dir / ".dolt", town.data_dir / ".doltcfg"):
+    for path in privilege.town_folders(town)[1:]:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             continue
         except OSError as exc:
             raise safefs.failure(exc, path, "read") from None
-        if path != town.root and (stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode)):
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
             safefs.require_dir(path, root=town.root)  # raises, naming what is there instead
-        if st.st_mode & stat.S_IWOTH:
-            raise UnsafeFile(
-                f"{path} is writable by every user: anyone could swap the server's config or databases "
-                f"under it; chmod o-w {path}, then retry"
-            )
-        if path != town.root and st.st_uid != euid:
-            raise NotOurs(f"{path} belongs to uid {st.st_uid}, not to you; run gt-dolt as that user")
+    problems = privilege.town_problems(town)
+    if problems:
+        raise UnsafeFile(privilege.in_one_line(problems))
+
+
+def check_databases(town: Town) -> None:
+    """Nothing in any database Dolt will open is a link, a FIFO, another user's, a second name of a
+    file, or a folder someone with less power than us may change."""
+    problems = [problem for folder in privilege.served_folders(town) for problem in privilege.database_problems(folder)]
+    if problems:
+        raise UnsafeFile(f"the server would open what others control: {privilege.in_one_line(problems)}")
 
 
 def root_without_password(settings: DoltSettings) -> str | None:
@@ -145,6 +152,7 @@ def preflight(town: Town, settings: DoltSettings) -> Plan:
     refusals = found.refusals()
     if refusals:
         raise UnsafeFile("the start would fail or expose data: " + "; ".join(refusals) + "; then start again")
+    check_databases(town)
     config = serverconfig.build(settings, town)
     clustered = "cluster" in config
     if not found.rigs and not clustered:  # a standby needs none: replication brings them
@@ -261,6 +269,9 @@ def launch(
             lambda missing: skipped_rigs(town, log_offset, missing, dolt_command_hint(plan.dolt.path)),
             lambda: read_since(town.log_file, log_offset, root=town.root),
         )
+        wrong = verify_started(proc, town, settings, plan.config, plan.rigs)
+        if wrong is not None:
+            raise StartFailed(wrong)
         record = Record(
             pid=child.pid,
             create_time=proc.create_time(),

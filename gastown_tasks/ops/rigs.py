@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 from typing import NamedTuple
 
+from . import privilege
 from .errors import RigError, UnsafeFile
 from .town import Town
 
@@ -78,8 +79,10 @@ def _foreign(path: str) -> str | None:
                 f"{where} belongs to uid {st.st_uid}, not to you: a server of yours does not open another "
                 "user's database (its links would be followed with your rights); run gt-dolt as that user"
             )
-        if st.st_mode & stat.S_IWOTH:
-            return f"{where} is writable by every user; chmod o-w {where}"
+        found = privilege.writer(st, os.geteuid())
+        if found is not None:
+            bits = "o-w" if found.kind == "every user" else "g-w"
+            return f"{where} is writable by {found.who}; chmod {bits} {where}"
     return None
 
 
