@@ -25,7 +25,14 @@ def list_rigs(env: Env, json_: bool = False) -> int:
     rigs = riglist.list_rigs(town, settings)
     if json_:
         listed = [
-            {"name": r.name, "path": str(r.path), "served": r.served, "linked": r.linked, "beads": r.beads}
+            {
+                "name": r.name,
+                "path": str(r.path),
+                "served": r.served,
+                "linked": r.linked,
+                "beads": r.beads,
+                "untextual": r.untextual,
+            }
             for r in rigs
         ]
         print(json.dumps(listed, indent=2))
@@ -40,6 +47,8 @@ def list_rigs(env: Env, json_: bool = False) -> int:
     for rig in rigs:
         if rig.linked:
             state = "  SYMLINK: never served by Dolt (move the database itself here)"
+        elif rig.untextual:
+            state = "  NOT A RIG: its folder name is not UTF-8 text (rename the folder)"
         else:
             state = "" if rig.served is None else ("  served" if rig.served else "  NOT served (restart)")
         named = f"  beads: {', '.join(rig.beads)}" if rig.beads else ""

@@ -9,6 +9,7 @@ also one JSON object on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import json
@@ -110,6 +111,8 @@ def run_guarded(call: Callable[[], Any], as_json: bool = False) -> int:
     saved = sys.stdout, sys.stderr
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")  # a folder name that is not UTF-8 prints as \udcNN
         if stream is not None and not isinstance(stream, Visible) and _isatty(stream):
             setattr(sys, name, Visible(stream))
     from . import owner

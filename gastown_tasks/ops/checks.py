@@ -16,7 +16,7 @@ from .binary import DOLT_RELEASE, find_dolt, identify
 from .discovery import Observed
 from .errors import AccessDenied, GastownError, Remedy
 from .launch import RUN_FILES
-from .rigs import scan_data_dir, some_of
+from .rigs import scan_data_dir, some_of, untextual_note
 from .settings import DoltSettings
 from .town import Town
 
@@ -251,6 +251,9 @@ def check_rigs(town: Town, settings: DoltSettings, seen: Observed) -> Check:
     if refusals:
         return Check("rigs", "fail", "; ".join(refusals), "see each message (start refuses until then)")
     on_disk = found.names
+    odd = f"; {untextual_note(found.untextual)}" if found.untextual else ""
+    if odd and seen.running is None:
+        return Check("rigs", "warn", f"on disk: {some_of(on_disk) or 'no rig'}{odd}", "rename those folders")
     if not on_disk:
         return Check("rigs", "warn", f"no rig databases in {town.data_dir}", "gt-dolt init-rig <name>")
     if seen.running is None:
@@ -275,6 +278,8 @@ def check_rigs(town: Town, settings: DoltSettings, seen: Observed) -> Check:
             f"on disk but not served: {', '.join(lacking)}",
             "gt-dolt restart (the server loads rigs when it starts)",
         )
+    if odd:
+        return Check("rigs", "warn", f"all served: {some_of(on_disk)}{odd}", "rename those folders")
     return Check("rigs", "ok", f"all served: {some_of(on_disk)}")
 
 

@@ -20,6 +20,7 @@ class RigEntry(NamedTuple):
     served: bool | None  # None when the server is not running
     linked: bool = False  # a symlinked folder: Dolt never serves it
     beads: tuple[str, ...] = ()  # the rigs whose beads metadata names this database
+    untextual: bool = False  # its folder name is not UTF-8: Dolt serves it, no command can name it
 
 
 def list_rigs(town: Town, settings: DoltSettings) -> list[RigEntry]:
@@ -40,4 +41,5 @@ def list_rigs(town: Town, settings: DoltSettings) -> list[RigEntry]:
         for rig in found.rigs
     ]
     entries += [RigEntry(path.name, path, False, linked=True) for path in found.linked]
+    entries += [RigEntry(path.name, path, None, untextual=True) for path in found.untextual]
     return sorted(entries, key=lambda entry: entry.name)

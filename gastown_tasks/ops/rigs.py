@@ -39,6 +39,7 @@ class DataDir(NamedTuple):
     linked: tuple[Path, ...] = ()  # symlinked rig folders: Dolt does not serve them
     foreign: tuple[tuple[Path, str], ...] = ()  # (rig, why) databases a server of ours must not open
     clashes: tuple[tuple[str, ...], ...] = ()  # rig names equal but for case: Dolt serves one of them
+    untextual: tuple[Path, ...] = ()  # databases whose folder name is not UTF-8: no rig can be named so
 
     @property
     def names(self) -> list[str]:
@@ -106,8 +107,13 @@ def scan_data_dir(town: Town) -> DataDir:
         entries = sorted(os.scandir(town.data_dir), key=lambda e: e.name)
     except OSError:
         return DataDir(())
+    untextual: list[Path] = []
     for entry in entries:
         if entry.name.startswith("."):
+            continue
+        if not is_text(entry.name):
+            if entry.is_dir(follow_symlinks=False) and os.path.lexists(os.path.join(entry.path, ".dolt")):
+                untextual.append(Path(entry.path))
             continue
         if entry.is_symlink():
             if RIG_NAME.fullmatch(entry.name) and (is_dolt_database(entry.path) or os.path.isdir(entry.path)):
@@ -123,7 +129,25 @@ def scan_data_dir(town: Town) -> DataDir:
     for rig in rigs:
         by_case.setdefault(rig.name.lower(), []).append(rig.name)
     clashes = tuple(tuple(names) for names in by_case.values() if len(names) > 1)
-    return DataDir(tuple(rigs), tuple(linked), tuple(foreign), clashes)
+    return DataDir(tuple(rigs), tuple(linked), tuple(foreign), clashes, tuple(untextual))
+
+
+def is_text(name: str) -> bool:
+    """A file name that is UTF-8 text (os gives other bytes as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def untextual_note(paths: tuple[Path, ...]) -> str:
+    """One line for databases whose folder names are not text: served by Dolt, named by nothing."""
+    named = ", ".join(str(path) for path in paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    return (
+        f"not a rig, as its folder name is not UTF-8 text (no command can name it): {named}; "
+        "rename the folder to a rig name (letters, digits, _ and -)"
+    )
 
 
 def some_of(names: list[str], shown: int = 10) -> str:
