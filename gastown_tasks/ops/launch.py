@@ -252,7 +252,7 @@ def launch(
     """Start the server and return once it answers SQL and lists every rig."""
     ensure_daemon_dir(town)
     safefs.ensure_dir(town.sql_files_dir, root=town.root, mode=0o700)
-    rotated = logrotate.rotate_if_due(town, settings)
+    rotated = logrotate.set_aside_if_due(town, settings)  # one rename: the town is down no longer for it
     serverconfig.write_config(town, plan.config)
     log_offset = file_size(town.log_file, root=town.root)
     child: subprocess.Popen[bytes] | None = None
@@ -294,7 +294,10 @@ def launch(
         raise
     notes = list(plan.notes)
     if rotated:
-        notes.append(f"rotated the log ({rotated})")
+        notes.append(rotated)
+    compressed = logrotate.compress_after_start(town, settings)  # the server answers meanwhile
+    if compressed:
+        notes.append(compressed)
     return StartResult(
         pid=child.pid,
         host=settings.host,
