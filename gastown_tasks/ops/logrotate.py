@@ -125,9 +125,11 @@ def compress_pending(town: Town, keep: int) -> str | None:
     _check_names(town, keep)
     copying = _copying(town)
     try:
-        with safefs.open_file(pending, root=town.root) as fd:
-            with safefs.open_file(copying, os.O_WRONLY | os.O_CREAT | os.O_EXCL, root=town.root) as out:
-                done = _copy_compressed(fd, out)
+        with (
+            safefs.open_file(pending, root=town.root) as fd,
+            safefs.open_file(copying, os.O_WRONLY | os.O_CREAT | os.O_EXCL, root=town.root) as out,
+        ):
+            done = _copy_compressed(fd, out)
     except FileNotFoundError:
         return None
     except BaseException as exc:
