@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from .runner import Env
 
@@ -22,7 +23,10 @@ def list_rigs(env: Env, json_: bool = False) -> int:
                 print(f"{name:<24} served by the remote server at {settings.address}")
         return 0
     town = env.town(settings)
-    rigs = riglist.list_rigs(town, settings)
+    notes: list[str] = []
+    rigs = riglist.list_rigs(town, settings, notes)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if json_:
         listed = [
             {

@@ -54,7 +54,6 @@ from .town import Town
 
 Echo = Callable[[str], None]
 
-LONG_CALL = 6 * 3600.0  # seconds a backup or restore of one rig may take (the server is watched meanwhile)
 CONNECT = 5.0  # seconds to reach the server and log in
 DROPPED = ".dolt_dropped_databases"  # Dolt's own folder of dropped databases: never served
 STAGING = "restoring-"  # daemon/restoring-<pid>-<hex>/: a restore under way (cleared once the lock is free)
@@ -189,7 +188,7 @@ def _sync_sql(settings: DoltSettings, rig: str, url: str) -> None:
             cur.execute(f"USE {sqlclient.quote_name(rig)}")
             cur.execute("CALL dolt_backup('sync-url', %s)", (url,))
 
-    sqlclient.call(settings, work, what=f"back up rig {rig}", timeout=CONNECT, long=LONG_CALL)
+    sqlclient.call(settings, work, what=f"back up rig {rig}", timeout=CONNECT, long=sqlclient.LONG_CALL)
 
 
 def _die_with_parent() -> None:
@@ -212,12 +211,12 @@ def _embedded(settings: DoltSettings, cwd: Path, statement: str, what: str) -> N
             errors="replace",
             stdin=subprocess.DEVNULL,
             env=dolt_env(),
-            timeout=LONG_CALL,
+            timeout=sqlclient.LONG_CALL,
             umask=DOLT_UMASK,
             preexec_fn=_die_with_parent,  # no thread of ours runs while it is spawned
         )
     except subprocess.TimeoutExpired:
-        raise RigError(f"{what} took more than {LONG_CALL / 3600:g} hours and was stopped") from None
+        raise RigError(f"{what} took more than {sqlclient.LONG_CALL / 3600:g} hours and was stopped") from None
     except OSError as exc:
         raise safefs.failure(exc, cwd, "run Dolt in") from None
     if done.returncode != 0:
@@ -424,7 +423,9 @@ def _undrop(settings: DoltSettings, target: str) -> bool:
             cur.execute("CALL dolt_undrop(%s)", (target,))
 
     try:
-        sqlclient.call(settings, work, what=f"serve the restored rig {target}", timeout=CONNECT, long=LONG_CALL)
+        sqlclient.call(
+            settings, work, what=f"serve the restored rig {target}", timeout=CONNECT, long=sqlclient.LONG_CALL
+        )
     except SqlFailure as exc:
         if exc.kind == "refused":
             return False

@@ -15,7 +15,7 @@ import signal
 import stat
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -80,6 +80,41 @@ def check_network(settings: DoltSettings) -> None:
         "GT_DOLT_PASSWORD, and give the server's root that password), use 127.0.0.1, or, on a network "
         "you trust, set dolt.allow_passwordless_bind: true"
     )
+
+
+# Paths in dolt.server where the server writes (or lets SQL read and write) files.
+SERVER_PATHS: dict[tuple[str, ...], str] = {
+    ("system_variables", "secure_file_priv"): "SQL reads and writes files there",
+    ("privilege_file",): "it keeps users and grants there",
+    ("branch_control_file",): "it keeps branch permissions there",
+    ("cfg_dir",): "it keeps users and grants there",
+}
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_server_paths(config: Mapping[str, Any], town: Town, settings: DoltSettings) -> None:
+    """A path where the server writes must be in the town's .dolt-data or daemon/, whose writers
+    start checks (least privilege), unless dolt.allow_outside_paths says otherwise."""
+    if settings.allow_outside_paths:
+        return
+    folders = [os.path.realpath(town.data_dir), os.path.realpath(town.daemon_dir)]
+    for keys, what in SERVER_PATHS.items():
+        value: Any = config
+        for key in keys:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if value is None:
+            continue
+        real = os.path.realpath(os.path.join(town.data_dir, str(value))) if str(value) else ""
+        if not real or not any(_inside(real, folder) for folder in folders):
+            where = "every folder" if not str(value) else f"outside {town.data_dir} and {town.daemon_dir}"
+            raise ConfigError(
+                f"dolt.server.{'.'.join(keys)} is {value!r}, {where}: {what}, where nobody checks who else "
+                "can write; use a path inside the town's .dolt-data or daemon/, or set "
+                "dolt.allow_outside_paths: true"
+            )
 
 
 RUN_FILES = ("pid_file", "state_file", "log_file", "lock_file", "config_file")
@@ -154,6 +189,7 @@ def preflight(town: Town, settings: DoltSettings) -> Plan:
         raise UnsafeFile("the start would fail or expose data: " + "; ".join(refusals) + "; then start again")
     check_databases(town)
     config = serverconfig.build(settings, town)
+    check_server_paths(config, town, settings)
     clustered = "cluster" in config
     if not found.rigs and not clustered:  # a standby needs none: replication brings them
         raise NoRigs.in_town(town.data_dir)

@@ -157,9 +157,8 @@ def call(
         conn = connect(settings, database=database, timeout=timeout, read_timeout=long)
     except pymysql.err.MySQLError as exc:
         raise failure(settings, exc, what) from None
-    watch = liveness(settings, lambda: _cut(conn)) if long is not None else contextlib.nullcontext(_never)
     try:
-        with watch as fell_silent:
+        with watched(settings, lambda: _cut(conn), long is not None) as fell_silent:
             try:
                 return work(conn)
             except pymysql.err.MySQLError as exc:
@@ -182,6 +181,7 @@ def _cut(conn: Any) -> None:
             sock.shutdown(2)  # socket.SHUT_RDWR
 
 
+LONG_CALL = 6 * 3600.0  # seconds a call that scales with the data may take (a backup, a batch query)
 PROBE_EVERY = 5.0  # seconds between liveness probes while a long call runs
 PROBE_MISSES = 2  # probes in a row without an answer: the server has stopped answering
 
@@ -204,6 +204,13 @@ def answers_now(settings: DoltSettings, timeout: float = 2.0) -> bool:
     except pymysql.err.MySQLError as exc:
         return classify(exc) in ("denied", "error")
     return True
+
+
+def watched(
+    settings: DoltSettings, on_silent: Callable[[], None], watch: bool
+) -> contextlib.AbstractContextManager[Callable[[], bool]]:
+    """`liveness` when `watch`, else a block that never fires."""
+    return liveness(settings, on_silent) if watch else contextlib.nullcontext(_never)
 
 
 @contextmanager
