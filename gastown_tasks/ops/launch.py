@@ -164,6 +164,7 @@ def check_town_folders(town: Town) -> None:
 def check_databases(town: Town) -> None:
     """Nothing in any database Dolt will open is a link, a FIFO, another user's, a second name of a
     file, or a folder someone with less power than us may change."""
+    privilege.begin()
     problems = [problem for folder in privilege.served_folders(town) for problem in privilege.database_problems(folder)]
     if problems:
         raise UnsafeFile(f"the server would open what others control: {privilege.in_one_line(problems)}")
@@ -304,6 +305,7 @@ def launch(
             timeout,
             lambda missing: skipped_rigs(town, log_offset, missing, dolt_command_hint(plan.dolt.path)),
             lambda: read_since(town.log_file, log_offset, root=town.root),
+            lambda: verify_started(proc, town, settings, plan.config, None),
         )
         wrong = verify_started(proc, town, settings, plan.config, plan.rigs)
         if wrong is not None:

@@ -56,6 +56,11 @@ def group_members(gid: int) -> tuple[str, tuple[str, ...]]:
     return group.gr_name, tuple(sorted(members))
 
 
+def begin() -> None:
+    """A check starts: group membership is read afresh (it changes while a long process runs)."""
+    group_members.cache_clear()
+
+
 def powerless_members(gid: int, user: int) -> tuple[str, ...]:
     """Members of the group with less power than `user`: everyone but that user and root."""
     keep = {user_name(user), user_name(0)}
@@ -146,6 +151,7 @@ def town_problems(town: Town, user: int | None = None) -> list[str]:
     """Every folder above the town and every town folder the server opens by path that someone
     with less power than `user` (default: us) may change."""
     user = os.geteuid() if user is None else user
+    begin()
     problems = []
     for folder in ancestors(town.root):
         st = _lstat(folder)

@@ -100,6 +100,7 @@ def scan_data_dir(town: Town) -> DataDir:
             f"(to keep them on another disk, bind-mount it there): move it aside (mv {town.data_dir} "
             f"{town.data_dir}.bak), then retry"
         )
+    privilege.begin()
     rigs: list[Rig] = []
     linked: list[Path] = []
     foreign: list[tuple[Path, str]] = []

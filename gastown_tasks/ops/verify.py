@@ -100,10 +100,13 @@ def serving_problem(proc: psutil.Process, town: Town, rigs: list[str]) -> str | 
 
 
 def verify_started(
-    proc: psutil.Process, town: Town, settings: DoltSettings, config: Mapping[str, Any], rigs: list[str]
+    proc: psutil.Process, town: Town, settings: DoltSettings, config: Mapping[str, Any], rigs: list[str] | None
 ) -> str | None:
-    """One message when the started server is not what start would claim; None when it is."""
-    problem = listener_problem(proc, settings, config) or serving_problem(proc, town, rigs)
+    """One message when the started server is not what start would claim; None when it is.
+    `rigs` None: only where it listens (while it starts, it may not hold every rig yet)."""
+    problem = listener_problem(proc, settings, config)
+    if problem is None and rigs is not None:
+        problem = serving_problem(proc, town, rigs)
     if problem is None:
         return None
     return (

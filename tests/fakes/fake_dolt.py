@@ -11,6 +11,9 @@ Modes:
   port-thief       never listen, but start a fake MySQL server (fake_mysql.py) on the port from
                    the config, as another user would who binds it first; it records what it is
                    sent in $FAKE_MYSQL_CAPTURE
+  config-swap      change the config gt-dolt wrote ($FAKE_SWAP: host:ADDR, port:N, metrics:N or
+                   data_dir:PATH), as someone who could write its folder would between gt-dolt's
+                   write and Dolt's read, then run the real Dolt ($FAKE_REAL_DOLT) on it
 """
 
 import os
@@ -31,6 +34,25 @@ def flag(name, default=None):
 if mode == "old-version" and args[:1] == ["version"]:
     print("dolt version 1.0.0", flush=True)
     sys.exit(0)
+
+if mode == "config-swap":
+    real = os.environ["FAKE_REAL_DOLT"]
+    if "sql-server" in args:
+        path = flag("--config")
+        with open(path) as config:
+            text = config.read()
+        what, _, value = os.environ["FAKE_SWAP"].partition(":")
+        if what == "host":
+            text = re.sub(r"^(  host: ).*$", rf'\g<1>"{value}"', text, count=1, flags=re.M)
+        elif what == "port":
+            text = re.sub(r"^(  port: ).*$", rf"\g<1>{value}", text, count=1, flags=re.M)
+        elif what == "metrics":
+            text += f'metrics:\n  host: "0.0.0.0"\n  port: {value}\n'
+        elif what == "data_dir":
+            text = re.sub(r"^data_dir: .*$", f'data_dir: "{value}"', text, count=1, flags=re.M)
+        with open(path, "w") as config:
+            config.write(text)
+    os.execv(real, [sys.argv[0], *args])  # argv[0] keeps the fake's name
 
 if "sql-server" not in args:
     print(f"fake dolt ({mode}) only fakes sql-server", file=sys.stderr)
