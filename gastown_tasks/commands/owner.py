@@ -7,8 +7,11 @@ command there, saying so on stderr; the parent only waits and passes the exit co
 the command writes (run files, the server itself) is then alice's, exactly as if she had run it,
 and the tools she runs herself find it hers.
 
-Only the command layer does this: the operations (`gastown_tasks.ops`) never change the uid of the
-process that calls them, and refuse such a town instead (`NotOurs`).
+Root finds only towns of root's (ops/town.py): this is where a town that is not root's, but an
+ordinary user's (the town folder, mayor/ and mayor/town.json all theirs), is taken up instead of
+"not in a Gas Town workspace".  A user's town inside one of root's is never reached this way: root's
+own town is found first.  Only the command layer does this: the operations (`gastown_tasks.ops`)
+never change the uid of the process that calls them, and refuse such a town (`NotOurs`).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import contextlib
 import os
 import pwd
 import signal
+import stat
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from ..ops.errors import NotOurs
-from ..ops.town import Town
+from ..ops.town import MARKER
 
 _child = False
 
@@ -81,24 +86,50 @@ def _wait(pid: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def run_as_owner(town: Town) -> None:
-    """Root in a town whose root folder an ordinary user owns: go on as that user (in a child), or
-    raise RanAsOwner in the parent once the child has done the command."""
+def _owner_of_town(folder: Path) -> int | None:
+    """The ordinary user who owns a town at `folder` (the folder, mayor/ and mayor/town.json all
+    theirs), or None."""
+    try:
+        owners = {os.stat(path, follow_symlinks=False).st_uid for path in (folder, folder / "mayor", folder / MARKER)}
+        is_marker = stat.S_ISREG(os.stat(folder / MARKER, follow_symlinks=False).st_mode)
+    except (OSError, ValueError):
+        return None
+    (uid,) = owners if len(owners) == 1 else (None,)
+    return uid if is_marker and uid not in (None, 0) else None
+
+
+def _users_town(configured: str | None) -> tuple[int, Path] | None:
+    """Where root would work, when that is an ordinary user's town: the configured root,
+    GT_TOWN_ROOT, else the nearest town above the current folder."""
+    explicit = configured or os.environ.get("GT_TOWN_ROOT", "").strip()
+    try:
+        candidates = [Path(explicit).expanduser()] if explicit else [Path.cwd(), *Path.cwd().parents]
+    except OSError:
+        return None
+    for folder in candidates:
+        uid = _owner_of_town(folder)
+        if uid is not None:
+            return uid, folder
+    return None
+
+
+def become_town_owner(configured: str | None) -> bool:
+    """Root where no town of root's is, in a town an ordinary user owns: go on as that user (in a
+    child, True), or raise RanAsOwner in the parent once the child has done the command.  False:
+    not root, or no such town (the caller's own error stands)."""
     global _child
     if os.geteuid() != 0 or _child:
-        return
-    try:
-        uid = os.stat(town.root).st_uid
-    except OSError:
-        return  # the command itself says what is wrong with the folder
-    if uid == 0:
-        return
+        return False
+    found = _users_town(configured)
+    if found is None:
+        return False
+    uid, folder = found
     try:
         entry = pwd.getpwuid(uid)
     except KeyError:
         raise NotOurs(
-            f"{town.root} belongs to uid {uid}, which has no user entry: gt-dolt would have to run as that "
-            "uid and cannot; give the town to a real user (chown -R), then retry"
+            f"{folder} belongs to uid {uid}, which has no user entry: gt-dolt would have to run as that uid "
+            "and cannot; give the town to a real user (chown -R), then retry"
         ) from None
     _preload()
     for stream in (sys.stdout, sys.stderr):
@@ -111,12 +142,12 @@ def run_as_owner(town: Town) -> None:
         _become(entry)
     except OSError as exc:
         print(
-            f"error: cannot run as {entry.pw_name} (uid {uid}), the owner of {town.root}: {exc.strerror}",
-            file=sys.stderr,
+            f"error: cannot run as {entry.pw_name} (uid {uid}), the owner of {folder}: {exc.strerror}", file=sys.stderr
         )
         finish(1)
     print(
-        f"note: running as {entry.pw_name} (uid {uid}), who owns {town.root}: gt-dolt never runs a town's "
+        f"note: running as {entry.pw_name} (uid {uid}), who owns {folder}: gt-dolt never runs a town's "
         "server with more power than the people who can write its files",
         file=sys.stderr,
     )
+    return True

@@ -41,12 +41,17 @@ class Env:
         return resolve_settings(self.tree("dolt"), **flags)
 
     def town(self, settings: Any) -> Any:
+        from ..ops.errors import NotInTown
         from ..ops.town import find_town
-        from .owner import run_as_owner
 
-        town = find_town(configured=settings.town_root or None)
-        run_as_owner(town)  # root in an ordinary user's town: the rest runs as that user
-        return town
+        try:
+            return find_town(configured=settings.town_root or None)
+        except NotInTown:
+            from .owner import become_town_owner
+
+            if not become_town_owner(settings.town_root or None):  # root in an ordinary user's town
+                raise
+            return find_town(configured=settings.town_root or None)  # now as that user
 
     def town_and_settings(self, **flags: Any) -> tuple[Any, Any]:
         settings = self.settings(**flags)
