@@ -52,7 +52,9 @@ if mode == "config-swap":
             text = re.sub(r"^data_dir: .*$", f'data_dir: "{value}"', text, count=1, flags=re.M)
         with open(path, "w") as config:
             config.write(text)
-    os.execv(real, [sys.argv[0], *args])  # argv[0] keeps the fake's name
+    with open("/proc/self/cmdline", "rb") as cmdline:  # the wrapper's name, as `exec -a` set it
+        name = cmdline.read().split(b"\0")[0].decode()
+    os.execv(real, [name, *args])  # argv[0] keeps the fake's name
 
 if "sql-server" not in args:
     print(f"fake dolt ({mode}) only fakes sql-server", file=sys.stderr)
