@@ -81,7 +81,12 @@ def file_path(url: str) -> Path | None:
     if _BAD_ESCAPE.search(raw):
         raise ConfigError(f"invalid backup URL {url!r}: '%' must start an escape such as %20")
     path = urllib.parse.unquote(raw, errors="strict")
-    if "\0" in path or any(part in (".", "..") for part in path.split("/")):
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+        raise ConfigError(
+            f"invalid backup URL {url!r}: its path holds control characters, which Dolt refuses in a URL "
+            "(a rig so named cannot be backed up to a folder of its name: rename it)"
+        )
+    if any(part in (".", "..") for part in path.split("/")):
         raise ConfigError(f"invalid backup URL {url!r}: give the folder itself, without '.' or '..' in its path")
     clean = os.path.normpath(path)
     if clean == "/":
