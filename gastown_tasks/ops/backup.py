@@ -41,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import safefs, sqlclient
+from . import privilege, safefs, sqlclient
 from .backuprecords import RECORD_LIMIT, read_records, record, refuse_planted_record
 from .binary import DOLT_UMASK, dolt_env, find_dolt
 from .discovery import find_running
@@ -180,7 +180,11 @@ def _ensure_file_target(town: Town, url: str, *, writing: bool = True) -> None:
                 safefs.ensure_private_dir(folder, root=town.root)
         if os.path.lexists(target):
             safefs.ensure_private_dir(target, root=town.root)
-    elif writing:
+        return
+    exposed = privilege.path_problems(target)  # Dolt writes there by path, as us: no one else may swap it
+    if exposed:
+        raise UnsafeFile(f"the backup would be written where others can swap it: {privilege.in_one_line(exposed)}")
+    if writing:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -242,23 +246,27 @@ def back_up(
     town: Town, settings: DoltSettings, rig: str | None = None, to: str | None = None, echo: Echo = print
 ) -> BackupReport:
     """Sync every rig (or `rig`, to `to`); one rig's failure does not stop the others'."""
-    rigs = scan_data_dir(town).names
+    found = scan_data_dir(town)
+    rigs = found.names
+    refused = [(path.name, why) for path, why in found.foreign]  # on disk, never opened: said, not skipped
     if rig is not None:
         validate_rig_name(rig)
         if rig not in rigs:
-            raise RigError(f"no rig {rig} in {town.data_dir}")
-        rigs = [rig]
+            why = found.refused(rig)
+            raise UnsafeFile(why) if why else RigError(f"no rig {rig} in {town.data_dir}")
+        rigs, refused = [rig], []
     elif to is not None:
         raise ConfigError("--to needs --rig: one URL holds one database")
     url_of = {name: check_url(to) if to else default_url(town, name) for name in rigs}
     with town_lock(town, wait=settings.lock_wait):
         refuse_planted_record(town)  # before any sync: a backup nobody records is a backup nobody trusts
+        privilege.check_town(town)  # Dolt (the server or its CLI) opens the rigs and writes by path
         records = read_records(town)
         if rig is not None:
             check_target(town, rig, url_of[rig], records)  # a bad --to is the caller's mistake: exit 2
         running = find_running(town, settings)[0]
         done: list[Synced] = []
-        failed: list[tuple[str, str]] = []
+        failed: list[tuple[str, str]] = list(refused)
         for name in rigs:
             url = url_of[name]
             try:
@@ -269,6 +277,7 @@ def back_up(
                 if running is not None:
                     _sync_sql(settings.with_overrides(port=running.port), name, url)
                 else:
+                    privilege.check_databases([town.rig_dir(name)])  # the Dolt CLI opens it by path
                     _sync_cli(town, settings, name, url)
             except SqlFailure as exc:
                 failed.append((name, str(exc)))
@@ -450,6 +459,7 @@ def restore_rig(
     target = validate_rig_name(name or rig)
     url = check_url(source) if source else default_url(town, rig)
     with town_lock(town, wait=settings.lock_wait):
+        privilege.check_town(town)  # the Dolt CLI stages in daemon/ by path; the rig lands in .dolt-data
         clear_leftovers(town)
         found = scan_data_dir(town)
         taken = clashing(target, found.names + [path.name for path in found.linked])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import stat
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -26,7 +25,7 @@ from . import logrotate, privilege, safefs, serverconfig
 from .binary import DOLT_UMASK, DoltBinary, dolt_command_hint, dolt_env, find_dolt, identify, run_dolt
 from .cluster import prepare_root, user_global_config
 from .discovery import Record, mark_stopped, state_of
-from .errors import ConfigError, GastownError, NoRigs, NotOurs, StartFailed, UnsafeFile
+from .errors import ConfigError, GastownError, NoRigs, StartFailed, UnsafeFile
 from .health import disk_bytes
 from .logfile import file_size, read_since
 from .readiness import damaged_rig_hint, log_tail, skipped_rigs, wait_ready
@@ -129,47 +128,6 @@ def check_run_files(town: Town) -> None:
             raise safefs.unsafe(path, what)
 
 
-def check_town_folders(town: Town) -> None:
-    """The folders the server reads by path, and those above the town, may be changed by nobody
-    with less power than us (docs/reliability.md, least privilege; ops/privilege.py).
-
-    Dolt opens its config, data dir and databases by path: whoever could rename entries in those
-    folders could swap them under it between our checks and its reads.
-    """
-    euid = os.geteuid()
-    try:
-        owner = os.stat(town.root).st_uid
-    except OSError as exc:
-        raise safefs.failure(exc, town.root, "read") from None
-    if owner not in (euid, 0) or (euid == 0 and owner != 0):
-        raise NotOurs(
-            f"{town.root} belongs to uid {owner} ({privilege.user_name(owner)}): run gt-dolt as that user "
-            f"(the gt-dolt command does so by itself when root runs it); a server run by uid {euid} would "
-            "hold more power than the people who can write its files"
-        )
-    for path in privilege.town_folders(town)[1:]:
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise safefs.failure(exc, path, "read") from None
-        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-            safefs.require_dir(path, root=town.root)  # raises, naming what is there instead
-    problems = privilege.town_problems(town)
-    if problems:
-        raise UnsafeFile(privilege.in_one_line(problems))
-
-
-def check_databases(town: Town) -> None:
-    """Nothing in any database Dolt will open is a link, a FIFO, another user's, a second name of a
-    file, or a folder someone with less power than us may change."""
-    privilege.begin()
-    problems = [problem for folder in privilege.served_folders(town) for problem in privilege.database_problems(folder)]
-    if problems:
-        raise UnsafeFile(f"the server would open what others control: {privilege.in_one_line(problems)}")
-
-
 def root_without_password(settings: DoltSettings) -> str | None:
     if os.geteuid() != 0 or settings.password:
         return None
@@ -183,12 +141,12 @@ def root_without_password(settings: DoltSettings) -> str | None:
 def preflight(town: Town, settings: DoltSettings) -> Plan:
     check_network(settings)
     check_run_files(town)
-    check_town_folders(town)
+    privilege.check_town(town)
     found = scan_data_dir(town)
     refusals = found.refusals()
     if refusals:
         raise UnsafeFile("the start would fail or expose data: " + "; ".join(refusals) + "; then start again")
-    check_databases(town)
+    privilege.check_databases(privilege.served_folders(town))
     config = serverconfig.build(settings, town)
     check_server_paths(config, town, settings)
     clustered = "cluster" in config

@@ -76,26 +76,17 @@ def held_by(fd: int, fallback: str) -> str:
 
 
 def holder_of(path: Path, root: Path) -> str | None:
-    """Who holds the lock file at `path` ("pid N (command)"), or None when nobody does (or it is
-    missing, or not a plain file of ours: never followed)."""
+    """Who holds the lock file at `path` ("pid N (command)"), or None when nobody is seen holding it
+    (or it is missing, or not a plain file of ours: never followed).  Only reads the kernel's
+    table: taking the lock, even shared and for an instant, could make its holder-to-be fail."""
+    from .procs import describe_pid
+
     try:
         with safefs.open_file(path, root=root) as fd:
-            if _try_flock_shared(fd):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                return None
-            return held_by(fd, "a process this user cannot see")
+            pids = lock_holders(fd)
     except (FileNotFoundError, GastownError, OSError):
         return None
-
-
-def _try_flock_shared(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return True
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return False
-        raise
+    return ", ".join(f"pid {pid} ({describe_pid(pid)})" for pid in pids) or None
 
 
 def say_on_stderr(line: str) -> None:

@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+from . import safefs
+from .errors import NotOurs, UnsafeFile
 from .town import Town
 
 SHOWN = 3  # problems named in one line; doctor lists them all
@@ -130,6 +132,26 @@ def ancestors(root: Path) -> list[str]:
         for prefix in _prefixes(path)[:-1]:
             found[prefix] = None
     return list(found)
+
+
+def path_problems(path: Path, user: int | None = None) -> list[str]:
+    """A path Dolt will write by path outside the town: every folder above it, and it when it
+    exists, may be changed by nobody with less power than `user` (sticky folders above are fine)."""
+    user = os.geteuid() if user is None else user
+    begin()
+    problems = []
+    for folder in ancestors(path):
+        st = _lstat(folder)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            problem = exposed(folder, st, user, sticky_ok=True)
+            if problem:
+                problems.append(problem)
+    st = _lstat(path)
+    if st is not None:
+        problem = exposed(path, st, user)
+        if problem:
+            problems.append(problem)
+    return problems
 
 
 def town_folders(town: Town) -> list[Path]:
@@ -262,3 +284,41 @@ def in_one_line(problems: list[str]) -> str:
     more = len(problems) - SHOWN
     said = "; ".join(problems[:SHOWN])
     return said + (f"; and {more} more (gt-dolt doctor lists them)" if more > 0 else "")
+
+
+def check_town(town: Town) -> None:
+    """Before any Dolt of ours opens the town by path (the server, the Dolt CLI of a backup, a
+    restore, an embedded `sql`): the folders above and in the town may be changed by nobody with
+    less power than us; else NotOurs/UnsafeFile, one line naming the path and the fix."""
+    euid = os.geteuid()
+    try:
+        owner = os.stat(town.root).st_uid
+    except OSError as exc:
+        raise safefs.failure(exc, town.root, "read") from None
+    if owner not in (euid, 0) or (euid == 0 and owner != 0):
+        raise NotOurs(
+            f"{town.root} belongs to uid {owner} ({user_name(owner)}): run gt-dolt as that user "
+            f"(the gt-dolt command does so by itself when root runs it); a server run by uid {euid} would "
+            "hold more power than the people who can write its files"
+        )
+    for path in town_folders(town)[1:]:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise safefs.failure(exc, path, "read") from None
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            safefs.require_dir(path, root=town.root)  # raises, naming what is there instead
+    problems = town_problems(town)
+    if problems:
+        raise UnsafeFile(in_one_line(problems))
+
+
+def check_databases(folders: list[Path]) -> None:
+    """Nothing in these databases is a link, a FIFO, another user's, a second name of a file, or a
+    folder someone with less power than us may change."""
+    begin()
+    problems = [problem for folder in folders for problem in database_problems(folder)]
+    if problems:
+        raise UnsafeFile(f"Dolt would open what others control: {in_one_line(problems)}")

@@ -98,10 +98,11 @@ def _under(path: str, folder: str) -> bool:
     return path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def folders_not_held(proc: psutil.Process, folders: list[Path]) -> list[Path]:
-    """The folders under which `proc` holds no open file (one read of its descriptors)."""
-    held = open_paths(proc)
-    return [folder for folder in folders if not any(_under(p, _real(folder)) for p in held)]
+def held_children(proc: psutil.Process, folder: Path) -> set[str]:
+    """The names of `folder`'s entries under which `proc` holds an open file (one read of its
+    descriptors, one pass over them: a server of 1000 rigs holds some 3000)."""
+    base = _real(folder).rstrip(os.sep) + os.sep
+    return {path[len(base) :].split(os.sep, 1)[0] for path in open_paths(proc) if path.startswith(base)}
 
 
 def served_data_dir(proc: psutil.Process) -> str | None:

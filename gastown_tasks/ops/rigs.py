@@ -45,6 +45,10 @@ class DataDir(NamedTuple):
     def names(self) -> list[str]:
         return [rig.name for rig in self.rigs]
 
+    def refused(self, name: str | None = None) -> str | None:
+        """Why rig `name` (or, with None, any rig) is on disk but not a rig a server of ours opens."""
+        return next((f"{path}: {why}" for path, why in self.foreign if name in (None, path.name)), None)
+
     def refusals(self) -> list[str]:
         """What makes a start refuse: each a sentence naming the path and what to do."""
         found = [

@@ -13,11 +13,11 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
-from . import sqlclient
+from . import privilege, sqlclient
 from .binary import dolt_env, find_dolt
 from .discovery import find_running
-from .errors import NoRigs, Remedy, RigError, SqlFailure
-from .rigs import Rig, rigs_on_disk, validate_rig_name
+from .errors import NoRigs, Remedy, RigError, SqlFailure, UnsafeFile
+from .rigs import Rig, scan_data_dir, validate_rig_name
 from .settings import DoltSettings
 from .town import Town
 
@@ -79,10 +79,14 @@ def remote_sql_command(settings: DoltSettings, rig: str | None, query: str | Non
 def sql_command(town: Town, settings: DoltSettings, rig: str | None = None, query: str | None = None) -> SqlCommand:
     """The argv to run: the query travels as one argument, the password in the environment."""
     dolt = str(find_dolt(settings.binary))
-    rigs = rigs_on_disk(town)
+    found = scan_data_dir(town)
+    rigs = list(found.rigs)
     if rig is not None:
         validate_rig_name(rig)
     chosen = next((r for r in rigs if r.name == rig), None) if rig is not None else None
+    refused = found.refused(rig) if chosen is None and (rig is not None or not rigs) else None
+    if refused is not None:  # on disk, but not opened by anything of ours: say why
+        raise UnsafeFile(refused)
     if rig is None and not rigs:
         raise NoRigs.in_town(town.data_dir)
     if rig is not None and chosen is None:
@@ -101,6 +105,8 @@ def sql_command(town: Town, settings: DoltSettings, rig: str | None = None, quer
             f"sql: rig {chosen.name}{how}, through the server on port {running.port}",
             settings.with_overrides(port=running.port),
         )
+    privilege.check_town(town)  # Dolt's embedded engine opens the rig by path, as us
+    privilege.check_databases([chosen.path])
     note = f"sql: rig {chosen.name}{how}; the server is not running, so Dolt's embedded engine opens {chosen.path}"
     return SqlCommand([dolt, "sql", *tail], chosen.path, dolt_env(), note)
 

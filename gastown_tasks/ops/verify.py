@@ -92,7 +92,8 @@ def serving_problem(proc: psutil.Process, town: Town, rigs: list[str]) -> str | 
     if not procs.serves_town(proc, town.data_dir, town.config_file):
         served = procs.served_data_dir(proc) or "a folder it does not show"
         return f"it serves {served}, not the town's {town.data_dir} through {town.config_file}"
-    missing = procs.folders_not_held(proc, [town.rig_dir(name) for name in rigs])
+    held = procs.held_children(proc, town.data_dir)
+    missing = [town.rig_dir(name) for name in rigs if name not in held]
     if missing:
         named = ", ".join(str(path) for path in missing[:3])
         return f"it holds no file of {named}: the databases it serves are not the town's"

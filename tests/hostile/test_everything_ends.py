@@ -8,6 +8,7 @@ traceback and never a hang; the test's own timeout on each command is the bound 
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ FROZEN = {
     ("init-rig", "fresh"): (1, "does not answer in time"),
     ("restore", "--rig", "hq", "--as", "copy"): (1, "does not answer in time"),
     ("fix-metadata",): (0, ""),
+    ("stop", "--timeout", "2"): (0, "killed (SIGKILL)"),  # a stopped process cannot take SIGTERM
 }
 
 
@@ -43,7 +45,8 @@ def frozen(rigged_town: TownFixture) -> Iterator[TownFixture]:
     proc = psutil.Process(started.pid)
     proc.suspend()
     yield t
-    proc.resume()
+    with contextlib.suppress(psutil.NoSuchProcess):  # `stop` may have ended it
+        proc.resume()
 
 
 class TestEverythingEnds:

@@ -28,6 +28,7 @@ from hostile import Accounts, User, accounts_fixture, open_folder_fixture, root_
 
 pytestmark = pytest.mark.hostile
 
+RESTORE = ("restore", "--rig", "hq", "--as", "copy")
 # Each folder the server opens by path, made when a fresh town lacks it.
 FOLDERS: dict[str, Callable[[TownFixture], Path]] = {
     "town-root": lambda t: t.root,
@@ -74,6 +75,29 @@ class TestLeastPrivilege:
         path = folder_at(t, position)
         path.chmod(path.stat().st_mode | 0o002)
         refused_everywhere(t, path, f"chmod o-w {path}")
+
+    @pytest.mark.parametrize(
+        ("position", "args"),
+        [
+            *((p, a) for p in ("dolt-data", "daemon") for a in (("backup",), RESTORE, ("sql", "-q", "SELECT 1"))),
+            ("rig-noms", ("backup",)),
+            ("rig-noms", ("sql", "-q", "SELECT 1")),
+        ],
+    )
+    def test_every_command_that_runs_dolt_on_the_town_refuses_it_too(
+        self, rigged_town: TownFixture, position: str, args: tuple[str, ...]
+    ) -> None:
+        """Not only the server: the Dolt CLI of a backup, a restore or an embedded `sql` opens the
+        town (or the rig) by path as us, too; a rig it will not open is said, never skipped silently."""
+        t = rigged_town
+        assert_clean(t.gt_dolt("backup"), 0)
+        path = folder_at(t, position)
+        path.chmod(path.stat().st_mode | 0o002)
+        before = sorted(p.name for p in t.town.data_dir.iterdir())
+        done = t.gt_dolt(*args)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        assert str(path) in done.stderr and f"chmod o-w {path}" in done.stderr, done.stderr
+        assert sorted(p.name for p in t.town.data_dir.iterdir()) == before
 
     def test_a_folder_above_the_town_that_every_user_may_change_is_refused(self, tmp_path: Path) -> None:
         """Whoever may rename entries above the town could swap the whole town under the server."""

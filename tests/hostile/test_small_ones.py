@@ -101,6 +101,20 @@ class TestABackupGoesOnlyWhereABackupBelongs:
         assert (t.town.daemon_dir / "dolt-backups.json").read_text() == records  # gastown's record still true
         assert not Path("/manifest").exists()
 
+    def test_a_target_outside_the_town_that_others_could_swap_is_refused(
+        self, rigged_town: TownFixture, tmp_path: Path
+    ) -> None:
+        """Dolt writes the backup by path, as us: a folder others may rename in could send it anywhere."""
+        t = rigged_town
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        shared.chmod(0o777)  # not sticky: anyone may rename what is in it
+        done = t.gt_dolt("backup", "--rig", "hq", "--to", (shared / "hq").as_uri())
+        assert_clean(done, 1)
+        assert f"{shared} is writable by every user" in done.stderr and list(shared.iterdir()) == []
+        shared.chmod(0o1777)  # sticky, as /tmp: only the owner of an entry may rename it
+        assert_clean(t.gt_dolt("backup", "--rig", "hq", "--to", (shared / "hq").as_uri()), 0)
+
     def test_the_same_url_for_another_rig_is_refused_even_outside_the_town(
         self, rigged_town: TownFixture, tmp_path: Path
     ) -> None:

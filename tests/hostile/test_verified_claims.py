@@ -11,6 +11,7 @@ only way left to show the check itself).
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 
 from conftest import FAKES, TownFixture, cleanup_town, free_port, make_town, spawn_dolt_by_hand
 from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, end, wait_until
-from gastown_tasks.ops import server, sqlclient
+from gastown_tasks.ops import server, sqlclient, tcp
 from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.runfiles import read_state
 
@@ -250,3 +251,32 @@ def _ours(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
         return [psutil.Process(proc.pid)]
     except psutil.Error:
         return []
+
+
+class TestALoopbackConnectToItselfIsNoServer:
+    def test_a_socket_connected_to_itself_is_recognised_and_dropped_without_a_time_wait(self) -> None:
+        """On loopback, a connect to a free port in the ephemeral range can pick that port as its own
+        source (TCP simultaneous open): it "answers", and its TIME_WAIT would keep Dolt from binding
+        the port.  Made here on purpose (bind, then connect to the same address)."""
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.connect(("127.0.0.1", port))
+        assert tcp.self_connected(sock)
+        tcp.drop(sock)
+        with socket.socket() as server_sock:  # the port is free at once: no TIME_WAIT was left
+            server_sock.bind(("127.0.0.1", port))
+        with socket.create_connection(("127.0.0.1", free_port_listening()), timeout=5) as other:
+            assert not tcp.self_connected(other)
+
+
+def free_port_listening() -> int:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    _LISTENERS.append(listener)
+    return listener.getsockname()[1]
+
+
+_LISTENERS: list[socket.socket] = []
