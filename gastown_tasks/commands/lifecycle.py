@@ -71,9 +71,7 @@ def stop(env: Env, timeout: str | None = None, port: str | None = None, force: b
     town, settings = env.town_and_settings(port=port, stop_timeout=timeout)
     _remote_guard(settings, "stop")
     result = server.stop(town, settings, force=force, echo=print)
-    from ..ops.watch import watcher_note
-
-    notes(result.notes + [note for note in (watcher_note(town),) if note])
+    notes(result.notes)
     print(f"dolt sql-server stopped (pid {result.pid})" if result.was_running else "dolt sql-server is not running")
     return 0
 

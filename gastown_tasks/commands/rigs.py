@@ -29,14 +29,8 @@ def list_rigs(env: Env, json_: bool = False) -> int:
         print(f"note: {note}", file=sys.stderr)
     if json_:
         listed = [
-            {
-                "name": r.name,
-                "path": str(r.path),
-                "served": r.served,
-                "linked": r.linked,
-                "beads": r.beads,
-                "untextual": r.untextual,
-            }
+            {"name": r.name, "path": str(r.path), "served": r.served, "linked": r.linked, "beads": r.beads}
+            | ({"untextual": True} if r.untextual else {})  # a folder name that is not UTF-8: not a rig
             for r in rigs
         ]
         print(json.dumps(listed, indent=2))

@@ -9,8 +9,9 @@ never adopted and never signalled.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal, NamedTuple
 
 import psutil
@@ -107,18 +108,29 @@ class Observed(NamedTuple):
         return notes
 
 
-def dolt_info_pid(town: Town) -> int | None:
+def dolt_info_pid(town: Town) -> Callable[[], int | None]:
     """The pid in Dolt's own record of the server on the data dir (`.dolt-data/.dolt/sql-server.info`,
-    "PID:PORT:SECRET", 0600), read like any run file; None when absent or not ours."""
-    try:
-        raw = safefs.read_bytes(town.data_dir / ".dolt" / "sql-server.info", 4096, root=town.root)
-    except GastownError:
-        return None
-    return parse_pid(raw.split(b":", 1)[0].decode("ascii", "replace").strip()) if raw else None
+    "PID:PORT:SECRET", 0600), read like any run file, once and only when asked; None when absent
+    or not ours."""
+
+    @functools.cache
+    def read() -> int | None:
+        try:
+            raw = safefs.read_bytes(town.data_dir / ".dolt" / "sql-server.info", 4096, root=town.root)
+        except GastownError:
+            return None
+        return parse_pid(raw.split(b":", 1)[0].decode("ascii", "replace").strip()) if raw else None
+
+    return read
 
 
 def _judge(
-    proc: psutil.Process, via: Via, town: Town, settings: DoltSettings, state: State, info_pid: int | None = None
+    proc: psutil.Process,
+    via: Via,
+    town: Town,
+    settings: DoltSettings,
+    state: State,
+    info_pid: Callable[[], int | None] = lambda: None,
 ) -> Running | Suspect | None:
     recorded = state.created(proc.pid)
     if not procs.looks_like_town_server(proc, town.data_dir, town.config_file, info_pid):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -149,14 +150,16 @@ def same_process(proc: psutil.Process, recorded_create_time: float | None) -> bo
         return False
 
 
-def serves_town(proc: psutil.Process, data_dir: Path, config_file: Path, info_pid: int | None = None) -> bool:
+def serves_town(
+    proc: psutil.Process, data_dir: Path, config_file: Path, info_pid: Callable[[], int | None] = lambda: None
+) -> bool:
     """Whether the process serves the town's whole `data_dir`, never one rig inside it.
 
     It must work there (its working folder, or files it holds: a path planted since its start
     cannot move a server into another town), and what it was told to serve must be that folder:
     the town's config file, or `--data-dir` naming it, or, with neither, its working folder.  A
     server started with a config of its own serves the data dir when Dolt's own record there
-    (`.dolt/sql-server.info`, read by the caller as `info_pid`) names it.  A server started by
+    (`.dolt/sql-server.info`, read by the caller, only when asked: `info_pid()`) names it.  A server started by
     hand in one rig's folder holds files in the data dir too, but serves that rig alone.
     """
     real = _real(data_dir)
@@ -168,7 +171,7 @@ def serves_town(proc: psutil.Process, data_dir: Path, config_file: Path, info_pi
     base = cwd.removesuffix(" (deleted)") if cwd else "/"
     config = flag_value(args, "--config")
     if config is not None:
-        return _real(os.path.join(base, config)) == _real(config_file) or info_pid == proc.pid
+        return _real(os.path.join(base, config)) == _real(config_file) or info_pid() == proc.pid
     flagged = flag_value(args, "--data-dir")
     if flagged is not None:
         return _real(os.path.join(base, flagged)) == real
@@ -176,7 +179,7 @@ def serves_town(proc: psutil.Process, data_dir: Path, config_file: Path, info_pi
 
 
 def looks_like_town_server(
-    proc: psutil.Process, data_dir: Path, config_file: Path, info_pid: int | None = None
+    proc: psutil.Process, data_dir: Path, config_file: Path, info_pid: Callable[[], int | None] = lambda: None
 ) -> bool:
     """A live `dolt sql-server` serving the town's data dir (`serves_town`), whoever runs it.
 

@@ -23,13 +23,6 @@ class RigEntry(NamedTuple):
     untextual: bool = False  # its folder name is not UTF-8: Dolt serves it, no command can name it
 
 
-def unanswered(settings: DoltSettings, pid: int) -> str:
-    return (
-        f"the server (pid {pid}) does not answer SQL on {settings.address}: whether it serves each rig is "
-        "not known; see: gt-dolt doctor"
-    )
-
-
 def list_rigs(town: Town, settings: DoltSettings, notes: list[str] | None = None) -> list[RigEntry]:
     """Every rig on disk; `notes` gets what the user should know about the listing itself."""
     found = scan_data_dir(town)
@@ -39,7 +32,10 @@ def list_rigs(town: Town, settings: DoltSettings, notes: list[str] | None = None
         target = settings.with_overrides(port=running.port)
         served = sqlclient.served_databases(target)
         if served is None and notes is not None:
-            notes.append(unanswered(target, running.pid))
+            notes.append(
+                f"the server (pid {running.pid}) does not answer SQL on {target.address}: whether it serves "
+                "each rig is not known; see: gt-dolt doctor"
+            )
     have = {name.lower() for name in served} if served is not None else None
     named = beads.names(town, found.names)
     entries = [

@@ -19,7 +19,7 @@ from .discovery import Observed, Running, found_notes, mark_stopped, observe
 from .drain import DrainReport, drain
 from .errors import GastownError, NotOurs, PortInUse, StartFailed, StopFailed
 from .launch import Plan, StartResult, launch, preflight
-from .locking import town_lock
+from .locking import holder_of, town_lock
 from .runfiles import remove_run_file, write_pid_file
 from .settings import DoltSettings
 from .town import Town
@@ -155,13 +155,28 @@ def _reconcile(town: Town, running: Running) -> None:
         mark_stopped(town)
 
 
+def watcher_note(town: Town) -> str | None:
+    """A `gt-dolt watch` of this town starts the server again: a stop says so."""
+    who = holder_of(town.watch_lock, town.root)
+    if who is None:
+        return None
+    return (
+        f"gt-dolt watch ({who}) watches this town and will start the server again at its next check; "
+        "to keep it stopped, end the watcher first (Ctrl-C where it runs)"
+    )
+
+
 def stop(
     town: Town, settings: DoltSettings, timeout: float | None = None, *, force: bool = False, echo: Echo = _quiet
 ) -> StopResult:
     """Stop this town's server (ours or started by hand): drain, SIGTERM, SIGKILL after timeout."""
     timeout = settings.stop_timeout if timeout is None else settings.with_overrides(stop_timeout=timeout).stop_timeout
     with town_lock(town, wait=settings.lock_wait):
-        return _stop_locked(town, settings, observe(town, settings), timeout, force, echo)
+        result = _stop_locked(town, settings, observe(town, settings), timeout, force, echo)
+    note = watcher_note(town)
+    if note:
+        result.notes.append(note)
+    return result
 
 
 def restart(

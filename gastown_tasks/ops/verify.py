@@ -24,12 +24,18 @@ from .town import Town
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+WILDCARDS: set[Address] = {ipaddress.ip_address("0.0.0.0"), ipaddress.ip_address("::")}
+
+
 def addresses_of(host: str) -> set[Address]:
-    """The addresses a configured host means: itself when it is one, else what it resolves to."""
+    """The addresses a configured host means: itself when it is one, else what it resolves to.
+    Every interface is either wildcard: Go listens on `::` (both families) for 0.0.0.0."""
     try:
-        return {ipaddress.ip_address(host)}
+        address = ipaddress.ip_address(host)
     except ValueError:
         pass
+    else:
+        return set(WILDCARDS) if address in WILDCARDS else {address}
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):

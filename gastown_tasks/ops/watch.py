@@ -150,17 +150,6 @@ def supervise(
     except LockTimeout:
         who = holder_of(town.watch_lock, town.root)
         raise LockTimeout(
-            f"another gt-dolt watch{f' ({who})' if who else ''} is already watching this town (it holds "
+            f"another gt-dolt watch is already watching this town ({f'{who}; ' if who else ''}it holds "
             f"{town.watch_lock}); one is enough"
         ) from None
-
-
-def watcher_note(town: Town) -> str | None:
-    """For `stop`: a watcher of this town starts the server again, so say so."""
-    who = holder_of(town.watch_lock, town.root)
-    if who is None:
-        return None
-    return (
-        f"gt-dolt watch ({who}) watches this town and will start the server again at its next check; "
-        "to keep it stopped, end the watcher first (Ctrl-C where it runs)"
-    )

@@ -113,7 +113,7 @@ class TestFolderNamesThatAreNotText:
         assert_clean(listed, 0)
         assert "NOT A RIG: its folder name is not UTF-8 text" in listed.stdout and "\\udcff\\udcfe-odd" in listed.stdout
         as_json = json.loads(t.gt_dolt("list", "--json").stdout)
-        assert [entry["name"] for entry in as_json if entry["untextual"]] == ["\udcff\udcfe-odd"]
+        assert [entry["name"] for entry in as_json if entry.get("untextual")] == ["\udcff\udcfe-odd"]
         doctor = t.gt_dolt("doctor")
         line = next(line for line in doctor.stdout.splitlines() if " rigs:" in line)
         assert line.startswith("warn") and "not UTF-8 text" in line

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, end, wa
 from gastown_tasks.ops import server, sqlclient, tcp
 from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.runfiles import read_state
+from hostile import root_only
 
 pytestmark = pytest.mark.hostile
 
@@ -73,6 +75,26 @@ class TestStartProvesWhatItSays:
         pid = int(t.town.pid_file.read_text())
         listening = {(c.laddr.ip, c.laddr.port) for c in psutil.Process(pid).net_connections() if c.status == "LISTEN"}
         assert listening == {("127.0.0.1", t.port)}
+
+    @root_only
+    def test_a_server_configured_for_every_interface_is_verified_as_listening_there(
+        self, rigged_town: TownFixture
+    ) -> None:
+        """Go listens on `::` for 0.0.0.0: that is what was asked.  In a network namespace of the
+        test's own, where loopback is the only interface: nothing is exposed."""
+        t = rigged_town
+        python = f"{sys.executable} -P -m gastown_tasks"
+        script = f"ip link set lo up && {python} start && {python} status --json && {python} stop"
+        done = subprocess.run(
+            ["unshare", "--net", "sh", "-c", script],
+            cwd=t.root,
+            env=t.env(GT_DOLT_HOST="0.0.0.0", INVOKE_DOLT_ALLOW_PASSWORDLESS_BIND="true"),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert_clean(done, 0)
+        assert f"on 0.0.0.0:{t.port}," in done.stdout and "is not the server gt-dolt configured" not in done.stderr
 
     def test_a_running_server_started_with_another_config_is_named_not_hidden(
         self, rigged_town: TownFixture, dolt_binary: Path
