@@ -169,11 +169,15 @@ def set_aside_if_due(town: Town, settings: DoltSettings) -> str | None:
 
 
 def compress_after_start(town: Town, settings: DoltSettings) -> str | None:
-    """Once the server answers: compress what a start set aside.  Never raises (a note instead)."""
+    """Once the server answers: compress what a start set aside.  Never raises (a note instead):
+    not even Ctrl-C, which ends the compression but not the start that already succeeded."""
     try:
         return compress_pending(town, settings.log_keep)
     except GastownError as exc:
-        return f"the old log stays uncompressed as {pending_name(town).name} ({exc}); a later start compresses it"
+        why = str(exc)
+    except KeyboardInterrupt:
+        why = "interrupted"
+    return f"the old log stays uncompressed as {pending_name(town).name} ({why}); a later start compresses it"
 
 
 def rotate(town: Town, keep: int) -> str | None:

@@ -229,7 +229,7 @@ def liveness(
         missed = 0
         while not done.wait(every):
             missed = 0 if answers_now(settings, timeout=min(every, 2.0)) else missed + 1
-            if missed >= misses:
+            if missed >= misses and not done.is_set():
                 fired.set()
                 on_silent()
                 return
@@ -239,8 +239,8 @@ def liveness(
     try:
         yield fired.is_set
     finally:
-        done.set()
-        watcher.join(timeout=every + handshake_deadline(2.0) + 1)
+        done.set()  # a probe under way ends within its own deadlines; nobody waits for it (Ctrl-C)
+        watcher.join(timeout=0.1)
 
 
 def failure(settings: DoltSettings, exc: BaseException, what: str) -> AccessDenied | SqlFailure:
