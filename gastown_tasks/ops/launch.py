@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import psutil
 
-from . import logrotate, privilege, safefs, serverconfig
+from . import logrotate, privilege, procs, safefs, serverconfig
 from .binary import DOLT_UMASK, DoltBinary, dolt_command_hint, dolt_env, find_dolt, identify, run_dolt
 from .cluster import prepare_root, user_global_config
 from .discovery import Record, mark_stopped, state_of
@@ -178,13 +178,7 @@ def discard_child(child: subprocess.Popen[bytes], town: Town, why: str) -> None:
     state says why it is not running.  A second Ctrl-C waits until the child is gone.
     """
     with interrupts_deferred():
-        if child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        procs.end_child(child)
     # Already on an error path: that error wins over any failure to tidy the files.
     with contextlib.suppress(GastownError):
         if read_pid_file(town).pid == child.pid:

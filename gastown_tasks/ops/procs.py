@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -334,3 +335,14 @@ def terminate(proc: psutil.Process, timeout: float) -> bool:
         proc.kill()
     wait_exited(proc, 10)
     return True
+
+
+def end_child(child: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    """End a child process of ours: SIGTERM, then SIGKILL after `grace` seconds; reaped either way."""
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
-from . import privilege, sqlclient
+from . import privilege, procs, sqlclient
 from .binary import dolt_env, find_dolt
 from .discovery import find_running
 from .errors import NoRigs, Remedy, RigError, SqlFailure, UnsafeFile
@@ -127,12 +127,12 @@ def run_sql(command: SqlCommand) -> int:
     try:
         child = subprocess.Popen(command.argv, cwd=command.cwd, env=command.env)
         with sqlclient.watched(
-            server or DoltSettings(), lambda: _end(child), server is not None and batch
+            server or DoltSettings(), lambda: procs.end_child(child), server is not None and batch
         ) as fell_silent:
             try:
                 code = child.wait(timeout=sqlclient.LONG_CALL if batch else None)
             except subprocess.TimeoutExpired:
-                _end(child)
+                procs.end_child(child)
                 raise SqlFailure(
                     f"the SQL ran for more than {sqlclient.LONG_CALL / 3600:g} hours and was stopped", kind="timeout"
                 ) from None
@@ -149,14 +149,3 @@ def _is_terminal(stream: object) -> bool:
         return bool(stream.isatty())  # type: ignore[attr-defined]
     except (AttributeError, ValueError, OSError):
         return False
-
-
-def _end(child: subprocess.Popen[bytes]) -> None:
-    """End the Dolt client (our own child): SIGTERM, then SIGKILL after a few seconds."""
-    if child.poll() is None:
-        child.terminate()
-        try:
-            child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()

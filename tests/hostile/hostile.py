@@ -31,7 +31,8 @@ from pathlib import Path
 import pytest
 
 from conftest import GT_DOLT, TownFixture, end
-from faultkit import tree_snapshot
+from faultkit import tree_snapshot, wait_until
+from gastown_tasks.ops import sqlclient
 from gastown_tasks.ops.binary import find_dolt
 
 UNSAFE = ("link-to-file", "link-to-folder", "fifo", "folder", "dev-zero")
@@ -102,6 +103,21 @@ def plant(path: Path, kind: str, target_folder: Path, canary: Canary) -> None:
                 out.write(block)
     else:
         raise ValueError(kind)
+
+
+PROJECT_TASKS = "from invoke import Collection\nimport gastown_tasks\nns = Collection()\ngastown_tasks.add_dolt(ns)\n"
+
+
+def with_project(t: TownFixture, invoke_yaml: str) -> None:
+    """The town as a project of its own: a tasks.py adding the dolt collection, and its invoke.yaml."""
+    (t.root / "tasks.py").write_text(PROJECT_TASKS)
+    (t.root / "invoke.yaml").write_text(invoke_yaml)
+
+
+def wait_answering(t: TownFixture, port: int | None = None) -> None:
+    """Until a server answers SQL on the town's port (or `port`)."""
+    settings = t.settings.with_overrides(port=port or t.port)
+    wait_until(lambda: sqlclient.served_databases(settings, timeout=1) is not None, f"a server to answer on {port}")
 
 
 def gt(t: TownFixture, *args: str, timeout: float = COMMAND_TIMEOUT, **env: str) -> subprocess.CompletedProcess[str]:

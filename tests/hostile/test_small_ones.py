@@ -15,6 +15,7 @@ import pytest
 from conftest import TownFixture, tree
 from faultkit import assert_clean
 from gastown_tasks.ops import server
+from hostile import with_project
 
 pytestmark = pytest.mark.hostile
 
@@ -194,11 +195,8 @@ class TestServerPathsStayInTheTown:
         t = rigged_town
         outside = tmp_path / "outside"
         outside.mkdir()
-        (t.root / "tasks.py").write_text(
-            "from invoke import Collection\nimport gastown_tasks\nns = Collection()\ngastown_tasks.add_dolt(ns)\n"
-        )
         snippet = "".join(f"  {line}\n" for line in SERVER_PATHS[setting](outside).splitlines())
-        (t.root / "invoke.yaml").write_text("dolt:\n  server:\n" + snippet)
+        with_project(t, "dolt:\n  server:\n" + snippet)
         done = t.gt_dolt("start")
         assert_clean(done, 2)
         assert "dolt.allow_outside_paths: true" in done.stderr and not t.servers()
@@ -208,10 +206,5 @@ class TestServerPathsStayInTheTown:
 
     def test_paths_inside_the_town_need_nothing(self, rigged_town: TownFixture) -> None:
         t = rigged_town
-        (t.root / "tasks.py").write_text(
-            "from invoke import Collection\nimport gastown_tasks\nns = Collection()\ngastown_tasks.add_dolt(ns)\n"
-        )
-        (t.root / "invoke.yaml").write_text(
-            f"dolt:\n  server:\n    privilege_file: {t.town.data_dir / '.doltcfg' / 'privileges.db'}\n"
-        )
+        with_project(t, f"dolt:\n  server:\n    privilege_file: {t.town.data_dir / '.doltcfg' / 'privileges.db'}\n")
         assert_clean(t.gt_dolt("start"), 0)

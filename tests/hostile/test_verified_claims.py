@@ -25,7 +25,7 @@ from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, end, wa
 from gastown_tasks.ops import server, sqlclient, tcp
 from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.runfiles import read_state
-from hostile import root_only
+from hostile import root_only, wait_answering
 
 pytestmark = pytest.mark.hostile
 
@@ -103,7 +103,7 @@ class TestStartProvesWhatItSays:
         t = rigged_town
         by_hand = spawn_dolt_by_hand(dolt_binary, t, "--host", "0.0.0.0", "--port", str(t.port))
         try:
-            wait_until(lambda: sqlclient.served_databases(t.settings, timeout=1) is not None, "the server to answer")
+            wait_answering(t)
             done = t.gt_dolt("start")
             assert_clean(done, 0)
             assert "already running" in done.stdout and "was not started with gt-dolt's config" in done.stdout
@@ -181,10 +181,7 @@ class TestTheTownsServerServesTheWholeTown:
         lone = by_hand(dolt_binary, cwd, args)
         audit = tmp_path / "audit.jsonl"
         try:
-            wait_until(
-                lambda: sqlclient.served_databases(t.settings.with_overrides(port=listen), timeout=1) is not None,
-                "the one-rig server to answer",
-            )
+            wait_answering(t, listen)
             start = t.gt_dolt("start")
             assert_clean(start, 1)
             assert f"pid {lone.pid}" in start.stderr and f"serves only {t.town.rig_dir('hq')}" in start.stderr
@@ -216,10 +213,7 @@ class TestTheTownsServerServesTheWholeTown:
         cwd, args = WHOLE_TOWN[how](t, listen)
         whole = by_hand(dolt_binary, cwd, args)
         try:
-            wait_until(
-                lambda: sqlclient.served_databases(t.settings.with_overrides(port=listen), timeout=1) is not None,
-                "the server to answer",
-            )
+            wait_answering(t, listen)
             start = t.gt_dolt("start")
             assert_clean(start, 0)
             assert "already running" in start.stdout and f"pid {whole.pid}" in start.stdout
