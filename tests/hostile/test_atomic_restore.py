@@ -13,6 +13,7 @@ not served) or there with every row; a retry then restores it, and nothing stage
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -155,7 +156,7 @@ class TestRestoreIsAtomicOrInvisible:
 
             wait_until(lambda: restoring() or job.poll() is not None, "Dolt to restore")
             if sig == "INT":
-                subprocess.run(["kill", "-INT", f"-{job.pid}"], check=False)  # the whole foreground group
+                os.killpg(job.pid, signal.SIGINT)  # the whole foreground group, as Ctrl-C (its own session)
             else:
                 job.send_signal(signal.SIGKILL)
             job.wait(timeout=120)
