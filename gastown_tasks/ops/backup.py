@@ -88,7 +88,7 @@ def file_path(url: str) -> Path | None:
         )
     if any(part in (".", "..") for part in path.split("/")):
         raise ConfigError(f"invalid backup URL {url!r}: give the folder itself, without '.' or '..' in its path")
-    clean = os.path.normpath(path)
+    clean = "/" + os.path.normpath(path).lstrip("/")  # POSIX keeps a leading "//" apart; the kernel does not
     if clean == "/":
         raise ConfigError(f"invalid backup URL {url!r}: it names the root folder; a backup needs a folder of its own")
     return Path(clean)

@@ -62,6 +62,10 @@ def _outside_url(t: TownFixture, tmp: Path, where: str) -> str:
         "relative": "file://relative/path",
         "bad-escape": "file:///tmp/%zz",
         "a-link-into-the-data-dir": (tmp / "link").as_uri(),
+        "root-with-four-slashes": "file:////",
+        "encoded-dots": f"file://{town}/.dolt-backup/hq%2F..%2F..%2F.dolt-data%2Fhq",
+        "nul": "file:///tmp/x%00y",
+        "escape-not-utf8": "file:///tmp/%E2%82",
     }[where]
 
 
@@ -77,6 +81,10 @@ WHERE = (
     "relative",
     "bad-escape",
     "a-link-into-the-data-dir",
+    "root-with-four-slashes",
+    "encoded-dots",
+    "nul",
+    "escape-not-utf8",
 )
 
 
