@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from ..ops.errors import ConfigError
 from .runner import Env
 
@@ -17,14 +19,18 @@ def watch(env: Env, interval: str | None = None, once: bool = False) -> int:
 
 def backup(env: Env, rig: str | None = None, to: str | None = None) -> int:
     from ..ops.backup import back_up
+    from ..ops.remote import refuse_if_remote
 
     town, settings = env.town_and_settings()
-    synced = back_up(town, settings, rig=rig, to=to)
-    for done in synced:
+    refuse_if_remote(settings, "backup")  # the local .dolt-data is not what the remote server serves
+    report = back_up(town, settings, rig=rig, to=to)
+    for done in report.done:
         print(f"backed up rig {done.rig} to {done.url} through {done.through} in {done.seconds:.2f}s")
-    if not synced:
+    for name, why in report.failed:
+        print(f"error: rig {name} was not backed up: {why}", file=sys.stderr)
+    if not report.done and not report.failed:
         print(f"no rig databases in {town.data_dir} to back up")
-    return 0
+    return 1 if report.failed else 0
 
 
 def restore(env: Env, rig: str | None = None, from_: str | None = None, as_: str | None = None) -> int:
@@ -36,6 +42,8 @@ def restore(env: Env, rig: str | None = None, from_: str | None = None, as_: str
     town, settings = env.town_and_settings()
     refuse_if_remote(settings, "restore")
     done = restore_rig(town, settings, rig, source=from_, name=as_)
+    for note in done.notes:
+        print(f"note: {note}")
     when = "served now by the running server" if done.served else "served from the next start"
     print(f"restored rig {done.rig} from {done.url} in {done.seconds:.2f}s ({when})")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from .runner import Env
 
@@ -22,10 +23,14 @@ def list_rigs(env: Env, json_: bool = False) -> int:
                 print(f"{name:<24} served by the remote server at {settings.address}")
         return 0
     town, settings = env.located(settings)
-    rigs = riglist.list_rigs(town, settings)
+    notes: list[str] = []
+    rigs = riglist.list_rigs(town, settings, notes)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if json_:
         listed = [
             {"name": r.name, "path": str(r.path), "served": r.served, "linked": r.linked, "beads": r.beads}
+            | ({"untextual": True} if r.untextual else {})  # a folder name that is not UTF-8: not a rig
             for r in rigs
         ]
         print(json.dumps(listed, indent=2))
@@ -40,6 +45,8 @@ def list_rigs(env: Env, json_: bool = False) -> int:
     for rig in rigs:
         if rig.linked:
             state = "  SYMLINK: never served by Dolt (move the database itself here)"
+        elif rig.untextual:
+            state = "  NOT A RIG: its folder name is not UTF-8 text (rename the folder)"
         else:
             state = "" if rig.served is None else ("  served" if rig.served else "  NOT served (restart)")
         named = f"  beads: {', '.join(rig.beads)}" if rig.beads else ""

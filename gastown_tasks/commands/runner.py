@@ -9,6 +9,7 @@ also one JSON object on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import json
@@ -41,9 +42,17 @@ class Env:
         return resolve_settings(self.tree("dolt"), **flags)
 
     def town(self, settings: Any) -> Any:
+        from ..ops.errors import NotInTown
         from ..ops.town import find_town
 
-        return find_town(configured=settings.town_root or None)
+        try:
+            return find_town(configured=settings.town_root or None)
+        except NotInTown:
+            from .owner import become_town_owner
+
+            if not become_town_owner(settings.town_root or None):  # root in an ordinary user's town
+                raise
+            return find_town(configured=settings.town_root or None)  # now as that user
 
     def located(self, settings: Any, **flags: Any) -> tuple[Any, Any]:
         """The town, and the settings with the town's port as gt reads it (ops/gtconfig.py), unless
@@ -132,12 +141,26 @@ def run_guarded(call: Callable[[], Any], as_json: bool = False) -> int:
         sys.stdout.reconfigure(line_buffering=True)
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")  # a folder name that is not UTF-8 prints as \udcNN
         if stream is not None and not isinstance(stream, Visible) and _isatty(stream):
             setattr(sys, name, Visible(stream))
+    from . import owner
+
     try:
-        return _guarded(call, as_json)
+        code = _guarded(call, as_json)
+    except BaseException:
+        if owner.in_child():  # the child that ran the command as the town's owner ends here
+            import traceback
+
+            traceback.print_exc()
+            owner.finish(1)
+        raise
     finally:
         sys.stdout, sys.stderr = saved
+    if owner.in_child():  # whatever the caller would do next (Invoke's other tasks) is the parent's
+        owner.finish(code)
+    return code
 
 
 def _isatty(stream: Any) -> bool:
@@ -148,10 +171,14 @@ def _isatty(stream: Any) -> bool:
 
 
 def _guarded(call: Callable[[], Any], as_json: bool) -> int:
+    from .owner import RanAsOwner
+
     try:
         code = call()
         sys.stdout.flush()
         return int(code or 0)
+    except RanAsOwner as ran:
+        return ran.code
     except BrokenPipeError:
         return quiet_broken_pipe()
     except GastownError as exc:

@@ -50,17 +50,28 @@ def record(town: Town, rig: str, url: str, seconds: float) -> None:
     )
 
 
+def parse_time(value: object) -> datetime | None:
+    """A recorded time, or None: text that is no ISO time, or a time in the future (a clock or a
+    hand that lied).  A time without a zone is UTC, as we write it."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return moment if moment <= datetime.now(UTC) else None
+
+
 def ages(town: Town, rigs: list[str]) -> dict[str, float | None]:
-    """Seconds since each rig's last recorded backup (None: never)."""
+    """Seconds since each rig's last recorded backup (None: never, or no usable record)."""
     records = read_records(town)
     now = datetime.now(UTC)
     found: dict[str, float | None] = {}
     for rig in rigs:
-        at = (records.get(rig) or {}).get("at") if isinstance(records.get(rig), dict) else None
-        try:
-            found[rig] = (now - datetime.fromisoformat(at)).total_seconds() if isinstance(at, str) else None
-        except ValueError:
-            found[rig] = None
+        entry = records.get(rig)
+        moment = parse_time(entry.get("at")) if isinstance(entry, dict) else None
+        found[rig] = (now - moment).total_seconds() if moment is not None else None
     return found
 
 

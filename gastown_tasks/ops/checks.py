@@ -11,12 +11,12 @@ from typing import Literal, NamedTuple
 
 import psutil
 
-from . import procs, safefs, sqlclient
+from . import privilege, procs, safefs, sqlclient
 from .binary import DOLT_RELEASE, find_dolt, identify
 from .discovery import Observed
 from .errors import AccessDenied, GastownError, Remedy
 from .launch import RUN_FILES
-from .rigs import scan_data_dir, some_of
+from .rigs import scan_data_dir, some_of, untextual_note
 from .settings import DoltSettings
 from .town import Town
 
@@ -181,12 +181,11 @@ def _port_text(proc: psutil.Process) -> str:
 def check_orphans(town: Town, seen: Observed) -> Check:
     """Dolt servers of this town that the pid file does not know, and look-alikes that are not ours."""
     if seen.suspects:
-        named = "; ".join(s.describe() for s in seen.suspects)
         return Check(
             "orphans",
             "fail",
-            f"{named}: looks like this town's server, not provably ours (never signalled)",
-            "stop it as the user that runs it",
+            "; ".join(s.sentence() for s in seen.suspects),
+            "; ".join(dict.fromkeys(s.remedy for s in seen.suspects)),
         )
     known = seen.pid_file.pid
     orphans = [p for p in seen.servers if p.pid != known]
@@ -252,6 +251,9 @@ def check_rigs(town: Town, settings: DoltSettings, seen: Observed) -> Check:
     if refusals:
         return Check("rigs", "fail", "; ".join(refusals), "see each message (start refuses until then)")
     on_disk = found.names
+    odd = f"; {untextual_note(found.untextual)}" if found.untextual else ""
+    if odd and seen.running is None:
+        return Check("rigs", "warn", f"on disk: {some_of(on_disk) or 'no rig'}{odd}", "rename those folders")
     if not on_disk:
         return Check("rigs", "warn", f"no rig databases in {town.data_dir}", "gt-dolt init-rig <name>")
     if seen.running is None:
@@ -276,6 +278,8 @@ def check_rigs(town: Town, settings: DoltSettings, seen: Observed) -> Check:
             f"on disk but not served: {', '.join(lacking)}",
             "gt-dolt restart (the server loads rigs when it starts)",
         )
+    if odd:
+        return Check("rigs", "warn", f"all served: {some_of(on_disk)}{odd}", "rename those folders")
     return Check("rigs", "ok", f"all served: {some_of(on_disk)}")
 
 
@@ -313,12 +317,21 @@ def check_server_folders(town: Town) -> Check:
     return Check("server folders", "ok", "backups and cluster root, where present, are yours alone")
 
 
+def check_privilege(town: Town) -> Check:
+    """Least privilege: nobody with less power than us may change what the server opens (start refuses)."""
+    problems = privilege.every_problem(town)
+    if problems:
+        return Check("privilege", "fail", "; ".join(problems), "see each message (start refuses until then)")
+    return Check("privilege", "ok", "nobody with less power than you can change the server's folders or databases")
+
+
 def local_checks(town: Town, settings: DoltSettings, seen: Observed) -> list[Check]:
     """Every local check, in the order a person would fix things."""
     return [
         check_binary(settings),
         check_daemon(town),
         check_server_folders(town),
+        check_privilege(town),
         check_port(settings, seen),
         check_pid_file(town, seen),
         check_state_file(town, seen),

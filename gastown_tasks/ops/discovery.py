@@ -9,13 +9,25 @@ never adopted and never signalled.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import os
+from collections.abc import Callable, Iterator
 from typing import Literal, NamedTuple
 
 import psutil
 
-from . import procs
-from .runfiles import PidFile, State, iso_time, read_pid_file, read_state, write_pid_file, write_state
+from . import procs, safefs
+from .errors import GastownError
+from .runfiles import (
+    PidFile,
+    State,
+    iso_time,
+    parse_pid,
+    read_pid_file,
+    read_state,
+    write_pid_file,
+    write_state,
+)
 from .settings import DoltSettings
 from .town import Town
 
@@ -41,15 +53,42 @@ class Running(NamedTuple):
             return None
 
 
+NOT_OURS = "it looks like this town's server but is not provably ours"
+STOP_AS_OWNER = "stop it as the user that runs it, then retry"
+
+
 class Suspect(NamedTuple):
-    """A process that looks like this town's server but is not provably ours."""
+    """A process that looks like this town's server but is not provably ours, or not the town's."""
 
     pid: int
     owner: str
     why: str
+    verdict: str = NOT_OURS  # what it is, for the user
+    remedy: str = STOP_AS_OWNER
 
     def describe(self) -> str:
         return f"pid {self.pid} (run by {self.owner}) {self.why}"
+
+    def sentence(self) -> str:
+        return f"{self.describe()}: {self.verdict}, so it was neither adopted nor signalled"
+
+
+def lone_rig(proc: psutil.Process, town: Town) -> Suspect | None:
+    """A Dolt server of ours serving one rig's folder (`cd .dolt-data/hq && dolt sql-server`): it
+    holds that rig's lock, so the town's server cannot serve it, yet it serves no other rig."""
+    served = procs.served_data_dir(proc)
+    data = os.path.realpath(town.data_dir)
+    if served is None or not served.startswith(data + os.sep) or not procs.runs_as_us(proc):
+        return None
+    ports = procs.listening_ports(proc)
+    where = f"port {ports[0]}" if ports else "no port"
+    return Suspect(
+        proc.pid,
+        procs.owner_name(proc),
+        f"serves only {served} ({where}), not the town's {town.data_dir}",
+        verdict="it holds that rig's lock, so the town's server could not serve it",
+        remedy=f"stop it (gt-dolt stop-rogue --pid {proc.pid}), then retry",
+    )
 
 
 class Observed(NamedTuple):
@@ -65,20 +104,37 @@ class Observed(NamedTuple):
     def problems(self) -> list[str]:
         """What is wrong with the files and the processes, for the user's notes."""
         notes = list(dict.fromkeys(note for note in (self.pid_file.problem, self.state.problem) if note))
-        notes += [
-            f"{suspect.describe()}: it looks like this town's server but is not provably ours, so it "
-            "was neither adopted nor signalled"
-            for suspect in self.suspects
-        ]
+        notes += [suspect.sentence() for suspect in self.suspects]
         return notes
 
 
+def dolt_info_pid(town: Town) -> Callable[[], int | None]:
+    """The pid in Dolt's own record of the server on the data dir (`.dolt-data/.dolt/sql-server.info`,
+    "PID:PORT:SECRET", 0600), read like any run file, once and only when asked; None when absent
+    or not ours."""
+
+    @functools.cache
+    def read() -> int | None:
+        try:
+            raw = safefs.read_bytes(town.data_dir / ".dolt" / "sql-server.info", 4096, root=town.root)
+        except GastownError:
+            return None
+        return parse_pid(raw.split(b":", 1)[0].decode("ascii", "replace").strip()) if raw else None
+
+    return read
+
+
 def _judge(
-    proc: psutil.Process, via: Via, town: Town, settings: DoltSettings, state: State
+    proc: psutil.Process,
+    via: Via,
+    town: Town,
+    settings: DoltSettings,
+    state: State,
+    info_pid: Callable[[], int | None] = lambda: None,
 ) -> Running | Suspect | None:
     recorded = state.created(proc.pid)
-    if not procs.looks_like_town_server(proc, town.data_dir):
-        return None
+    if not procs.looks_like_town_server(proc, town.data_dir, town.config_file, info_pid):
+        return lone_rig(proc, town) if procs.is_dolt_sql_server(proc) else None
     if not procs.runs_as_us(proc):
         return Suspect(proc.pid, procs.owner_name(proc), "runs as another user")
     if state.port is not None and state.answered(proc.pid) and procs.same_process(proc, recorded):
@@ -110,6 +166,7 @@ def find_running(
     state = state if state is not None else read_state(town)
     suspects: list[Suspect] = []
     seen: set[int] = set()
+    info_pid = dolt_info_pid(town)
 
     def candidates() -> Iterator[tuple[psutil.Process, Via]]:
         # Cheapest evidence first: the port is only scanned when the files name no server.
@@ -131,7 +188,7 @@ def find_running(
         if proc.pid in seen:
             continue
         seen.add(proc.pid)
-        verdict = _judge(proc, via, town, settings, state)
+        verdict = _judge(proc, via, town, settings, state, info_pid)
         if isinstance(verdict, Running):
             return verdict, tuple(suspects)
         if isinstance(verdict, Suspect):
@@ -146,7 +203,12 @@ def observe(town: Town, settings: DoltSettings, *, every_server: bool = False) -
     running, suspects = find_running(town, settings, pid_file, state)
     servers: list[psutil.Process] = []
     if every_server:
-        servers = [p for p in procs.dolt_servers() if procs.serves_data_dir(p, town.data_dir) and procs.runs_as_us(p)]
+        info = dolt_info_pid(town)
+        servers = [
+            p
+            for p in procs.dolt_servers()
+            if procs.serves_town(p, town.data_dir, town.config_file, info) and procs.runs_as_us(p)
+        ]
         if running is not None and running.pid not in {p.pid for p in servers}:
             servers.append(running.proc)
     return Observed(pid_file=pid_file, state=state, running=running, suspects=suspects, servers=tuple(servers))

@@ -173,6 +173,22 @@ def backup_check(town: Town, settings: DoltSettings) -> Check:
             f"no backup in the last {settings.backup_max_age_hours:g}h of: {some_of(stale)}",
             "gt-dolt backup (or set dolt.backup_max_age_hours: 0 if none is expected)",
         )
+    if not rigs:
+        return Check("backups", "ok", "no rig to back up")
+    never = [rig for rig, age in backuprecords.ages(town, rigs).items() if age is None]
+    if never:
+        backed = len(rigs) - len(never)
+        said = (
+            f"{backed} of {len(rigs)} rig(s) backed up in the last {settings.backup_max_age_hours:g}h; "
+            if backed
+            else ""
+        )
+        return Check(
+            "backups",
+            "ok",
+            f"{said}never backed up yet (not overdue: younger than {settings.backup_max_age_hours:g}h): "
+            f"{some_of(never)}",
+        )
     return Check("backups", "ok", f"every rig backed up in the last {settings.backup_max_age_hours:g}h")
 
 

@@ -61,8 +61,10 @@ def metrics_url(settings: DoltSettings) -> str | None:
 def _ages(cur: Any, rigs: list[str]) -> dict[str, float | None]:
     if not rigs:
         return {}
-    union = " UNION ALL ".join(f"SELECT '{rig}', MAX(`date`) FROM `{rig}`.dolt_log" for rig in rigs)
-    cur.execute(union)  # rig names are [A-Za-z0-9_-] only: validated before they ever became rigs
+    quote_name, quote_text = sqlclient.quote_name, sqlclient.quote_text
+    # Names come from the server (any SQL user can create one with a backtick): quoted, never pasted.
+    union = " UNION ALL ".join(f"SELECT {quote_text(rig)}, MAX(`date`) FROM {quote_name(rig)}.dolt_log" for rig in rigs)
+    cur.execute(union)
     now = datetime.now(UTC)
     ages: dict[str, float | None] = {}
     for rig, newest in cur.fetchall():

@@ -12,20 +12,19 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import stat
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import psutil
 
-from . import fencing, logrotate, safefs, serverconfig
+from . import fencing, logrotate, privilege, procs, safefs, serverconfig
 from .binary import DOLT_UMASK, DoltBinary, dolt_command_hint, dolt_env, find_dolt, identify, run_dolt
 from .discovery import Record, mark_stopped, state_of
-from .errors import ConfigError, GastownError, NoRigs, NotOurs, StartFailed, UnsafeFile
+from .errors import ConfigError, GastownError, NoRigs, StartFailed, UnsafeFile
 from .health import disk_bytes
 from .logfile import file_size, read_since
 from .readiness import damaged_rig_hint, log_tail, skipped_rigs, wait_ready
@@ -33,6 +32,7 @@ from .rigs import scan_data_dir
 from .runfiles import ensure_daemon_dir, iso_time, read_pid_file, remove_run_file, write_pid_file, write_state
 from .settings import DoltSettings
 from .town import Town
+from .verify import verify_started
 
 
 class StartResult(NamedTuple):
@@ -81,6 +81,41 @@ def check_network(settings: DoltSettings) -> None:
     )
 
 
+# Paths in dolt.server where the server writes (or lets SQL read and write) files.
+SERVER_PATHS: dict[tuple[str, ...], str] = {
+    ("system_variables", "secure_file_priv"): "SQL reads and writes files there",
+    ("privilege_file",): "it keeps users and grants there",
+    ("branch_control_file",): "it keeps branch permissions there",
+    ("cfg_dir",): "it keeps users and grants there",
+}
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_server_paths(config: Mapping[str, Any], town: Town, settings: DoltSettings) -> None:
+    """A path where the server writes must be in the town's .dolt-data or daemon/, whose writers
+    start checks (least privilege), unless dolt.allow_outside_paths says otherwise."""
+    if settings.allow_outside_paths:
+        return
+    folders = [os.path.realpath(town.data_dir), os.path.realpath(town.daemon_dir)]
+    for keys, what in SERVER_PATHS.items():
+        value: Any = config
+        for key in keys:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if value is None:
+            continue
+        real = os.path.realpath(os.path.join(town.data_dir, str(value))) if str(value) else ""
+        if not real or not any(_inside(real, folder) for folder in folders):
+            where = "every folder" if not str(value) else f"outside {town.data_dir} and {town.daemon_dir}"
+            raise ConfigError(
+                f"dolt.server.{'.'.join(keys)} is {value!r}, {where}: {what}, where nobody checks who else "
+                "can write; use a path inside the town's .dolt-data or daemon/, or set "
+                "dolt.allow_outside_paths: true"
+            )
+
+
 RUN_FILES = ("pid_file", "state_file", "log_file", "lock_file", "config_file")
 
 
@@ -91,41 +126,6 @@ def check_run_files(town: Town) -> None:
         what = safefs.describe(path)
         if what is not None:
             raise safefs.unsafe(path, what)
-
-
-def check_town_folders(town: Town) -> None:
-    """The folders the server reads by path must be ours and closed to other users.
-
-    Dolt opens its config, data dir and databases by path; whoever can rename entries in those
-    folders could swap them under it between our checks and its reads.
-    """
-    euid = os.geteuid()
-    try:
-        owner = os.stat(town.root).st_uid
-    except OSError as exc:
-        raise safefs.failure(exc, town.root, "read") from None
-    if owner not in (euid, 0) or (euid == 0 and owner != 0):
-        raise NotOurs(
-            f"{town.root} belongs to uid {owner}: run gt-dolt as that user (a server run by uid {euid} "
-            "would read files another user can change)"
-        )
-    for path in (town.root, town.data_dir, town.daemon_dir, town.data_dir / ".dolt", town.data_dir / ".doltcfg"):
-        try:
-            # The town root may be entered through a symlink (the path gt compares): judge the real folder.
-            st = os.stat(path) if path == town.root else os.lstat(path)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise safefs.failure(exc, path, "read") from None
-        if path != town.root and (stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode)):
-            safefs.require_dir(path, root=town.root)  # raises, naming what is there instead
-        if st.st_mode & stat.S_IWOTH:
-            raise UnsafeFile(
-                f"{path} is writable by every user: anyone could swap the server's config or databases "
-                f"under it; chmod o-w {path}, then retry"
-            )
-        if path != town.root and st.st_uid != euid:
-            raise NotOurs(f"{path} belongs to uid {st.st_uid}, not to you; run gt-dolt as that user")
 
 
 def root_without_password(settings: DoltSettings) -> str | None:
@@ -141,12 +141,14 @@ def root_without_password(settings: DoltSettings) -> str | None:
 def preflight(town: Town, settings: DoltSettings) -> Plan:
     check_network(settings)
     check_run_files(town)
-    check_town_folders(town)
+    privilege.check_town(town)
     found = scan_data_dir(town)
     refusals = found.refusals()
     if refusals:
         raise UnsafeFile("the start would fail or expose data: " + "; ".join(refusals) + "; then start again")
+    privilege.check_databases(privilege.served_folders(town))
     config = serverconfig.build(settings, town)
+    check_server_paths(config, town, settings)
     clustered = "cluster" in config
     if not found.rigs and not clustered:  # a standby needs none: replication brings them
         raise NoRigs.in_town(town.data_dir)
@@ -176,13 +178,7 @@ def discard_child(child: subprocess.Popen[bytes], town: Town, why: str) -> None:
     state says why it is not running.  A second Ctrl-C waits until the child is gone.
     """
     with interrupts_deferred():
-        if child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        procs.end_child(child)
     # Already on an error path: that error wins over any failure to tidy the files.
     with contextlib.suppress(GastownError):
         if read_pid_file(town).pid == child.pid:
@@ -245,7 +241,7 @@ def launch(
     """Start the server and return once it answers SQL and lists every rig."""
     ensure_daemon_dir(town)
     safefs.ensure_dir(town.sql_files_dir, root=town.root, mode=0o700)
-    rotated = logrotate.rotate_if_due(town, settings)
+    rotated = logrotate.set_aside_if_due(town, settings)  # one rename: the town is down no longer for it
     serverconfig.write_config(town, plan.config)
     log_offset = file_size(town.log_file, root=town.root)
     child: subprocess.Popen[bytes] | None = None
@@ -261,7 +257,11 @@ def launch(
             timeout,
             lambda missing: skipped_rigs(town, log_offset, missing, dolt_command_hint(plan.dolt.path)),
             lambda: read_since(town.log_file, log_offset, root=town.root),
+            lambda: verify_started(proc, town, settings, plan.config, None),
         )
+        wrong = verify_started(proc, town, settings, plan.config, plan.rigs)
+        if wrong is not None:
+            raise StartFailed(wrong)
         record = Record(
             pid=child.pid,
             create_time=proc.create_time(),
@@ -284,7 +284,10 @@ def launch(
         raise
     notes = list(plan.notes)
     if rotated:
-        notes.append(f"rotated the log ({rotated})")
+        notes.append(rotated)
+    compressed = logrotate.compress_after_start(town, settings)  # the server answers meanwhile
+    if compressed:
+        notes.append(compressed)
     return StartResult(
         pid=child.pid,
         host=settings.host,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -87,7 +89,7 @@ def _cwd(proc: psutil.Process) -> str | None:
         return None
 
 
-def _open_paths(proc: psutil.Process) -> list[str]:
+def open_paths(proc: psutil.Process) -> list[str]:
     try:
         return [_real(f.path) for f in proc.open_files()]
     except psutil.Error:
@@ -96,6 +98,13 @@ def _open_paths(proc: psutil.Process) -> list[str]:
 
 def _under(path: str, folder: str) -> bool:
     return path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def held_children(proc: psutil.Process, folder: Path) -> set[str]:
+    """The names of `folder`'s entries under which `proc` holds an open file (one read of its
+    descriptors, one pass over them: a server of 1000 rigs holds some 3000)."""
+    base = _real(folder).rstrip(os.sep) + os.sep
+    return {path[len(base) :].split(os.sep, 1)[0] for path in open_paths(proc) if path.startswith(base)}
 
 
 def served_data_dir(proc: psutil.Process) -> str | None:
@@ -115,7 +124,7 @@ def served_data_dir(proc: psutil.Process) -> str | None:
     named = _real(os.path.join(base, flagged)) if flagged is not None else None
     if named is None and config is not None:
         named = os.path.dirname(_real(os.path.join(base, config)))
-    if named is not None and named != here and any(_under(p, named) for p in _open_paths(proc)):
+    if named is not None and named != here and any(_under(p, named) for p in open_paths(proc)):
         return named
     return here
 
@@ -126,7 +135,7 @@ def serves_data_dir(proc: psutil.Process, data_dir: Path) -> bool:
     cwd = _cwd(proc)
     if cwd is not None and _real(cwd) == real:
         return True
-    return any(_under(p, real) for p in _open_paths(proc))
+    return any(_under(p, real) for p in open_paths(proc))
 
 
 def flag_port(proc: psutil.Process) -> int | None:
@@ -142,14 +151,53 @@ def same_process(proc: psutil.Process, recorded_create_time: float | None) -> bo
         return False
 
 
-def looks_like_town_server(proc: psutil.Process, data_dir: Path) -> bool:
-    """A live `dolt sql-server` working in `data_dir` (or holding files there), whoever runs it.
+def serves_town(
+    proc: psutil.Process, data_dir: Path, config_file: Path, info_pid: Callable[[], int | None] = lambda: None
+) -> bool:
+    """Whether the process serves the town's whole `data_dir`, never one rig inside it.
+
+    It must work there (its working folder, or files it holds: a path planted since its start
+    cannot move a server into another town), and what it was told to serve must be that folder:
+    the town's config file, or `--data-dir` naming it, or, with neither, its working folder.  A
+    server started with a config of its own serves the data dir when Dolt's own record there
+    (`.dolt/sql-server.info`, read by the caller, only when asked: `info_pid()`) names it.  A server started by
+    hand in one rig's folder holds files in the data dir too, but serves that rig alone.
+    """
+    real = _real(data_dir)
+    cwd = _cwd(proc)
+    here = _real(cwd) if cwd is not None else None
+    if here != real and not any(_under(p, real) for p in open_paths(proc)):
+        return False
+    args = cmdline(proc)
+    base = cwd.removesuffix(" (deleted)") if cwd else "/"
+    config = flag_value(args, "--config")
+    if config is not None:
+        return _real(os.path.join(base, config)) == _real(config_file) or info_pid() == proc.pid
+    flagged = flag_value(args, "--data-dir")
+    if flagged is not None:
+        return _real(os.path.join(base, flagged)) == real
+    return here == real
+
+
+def looks_like_town_server(
+    proc: psutil.Process, data_dir: Path, config_file: Path, info_pid: Callable[[], int | None] = lambda: None
+) -> bool:
+    """A live `dolt sql-server` serving the town's data dir (`serves_town`), whoever runs it.
 
     A create_time match alone proves only that the pid was not reused, not whose server it is: a
     town copied with `cp -r` while its server ran carries the original's run files, while that
     server still works in the original's data dir.
     """
-    return is_dolt_sql_server(proc) and serves_data_dir(proc, data_dir)
+    return is_dolt_sql_server(proc) and serves_town(proc, data_dir, config_file, info_pid)
+
+
+def listen_addresses(proc: psutil.Process) -> list[tuple[str, int]]:
+    """Every (address, port) `proc` listens on over TCP (empty when they cannot be seen)."""
+    try:
+        conns = proc.net_connections(kind="tcp")
+    except psutil.Error:
+        return []
+    return sorted({(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN and c.laddr})
 
 
 def listening_ports(proc: psutil.Process) -> list[int]:
@@ -287,3 +335,14 @@ def terminate(proc: psutil.Process, timeout: float) -> bool:
         proc.kill()
     wait_exited(proc, 10)
     return True
+
+
+def end_child(child: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    """End a child process of ours: SIGTERM, then SIGKILL after `grace` seconds; reaped either way."""
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

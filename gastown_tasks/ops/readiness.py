@@ -88,6 +88,7 @@ SERVER_ERROR_PAUSE = 0.05  # between logins the server answered with an error
 READY_LINE = "Server ready. Accepting connections."  # Dolt logs it once its SQL listener is bound
 LOGS_READY_LINE = ("trace", "debug", "info")  # the levels at which Dolt writes that line
 ANNOUNCE_GRACE = 1.0  # seconds the port may answer before the line is written, then the sockets are asked
+ELSEWHERE_EVERY = 0.25  # seconds between looks at the log while the port refuses
 
 
 def holds_port(
@@ -148,12 +149,14 @@ def wait_ready(
     timeout: float,
     skipped: Callable[[list[str]], str | None] | None = None,
     said: Callable[[], str] = lambda: "",
+    elsewhere: Callable[[], str | None] | None = None,
 ) -> list[str]:
     """Poll until the server answers SQL and lists every rig; the served databases.
 
     Raises StartFailed("exited …"), StartFailed("skipped …") as soon as the log shows that Dolt
-    gave up on a rig, AccessDenied at the first refused login, or StartFailed("not ready …") at
-    the deadline; the caller cleans up.
+    gave up on a rig, StartFailed(`elsewhere()`) when Dolt says it is ready but nothing answers
+    on the configured port (it listens where its config, not ours, says), AccessDenied at the
+    first refused login, or StartFailed("not ready …") at the deadline; the caller cleans up.
     """
     import pymysql
 
@@ -164,7 +167,19 @@ def wait_ready(
         "ours": False,  # the listener is proven to be the child
         "answering": None,  # when the port first accepted a connection
         "erring": None,  # when the server first answered a login with an error
+        "looked": 0.0,  # when the log was last read for the ready line while the port refused
     }
+
+    def misplaced() -> None:
+        """Ready by its own log, yet refusing on our port: ask where it listens (at most 4× a second)."""
+        now = time.monotonic()
+        if elsewhere is None or now - seen["looked"] < ELSEWHERE_EVERY:
+            return
+        seen["looked"] = now
+        if READY_LINE in said():
+            problem = elsewhere()
+            if problem:
+                raise StartFailed(problem)
 
     def drop() -> None:
         if seen["conn"] is not None:
@@ -183,6 +198,7 @@ def wait_ready(
                 wait = min(2.0, max(timeout, 0.05))
                 sock = sqlclient.open_socket(settings, timeout=wait)
                 if sock is None:
+                    misplaced()
                     return None  # not listening yet
                 if not seen["ours"]:
                     first = seen["answering"] = seen["answering"] or time.monotonic()

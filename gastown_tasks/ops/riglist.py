@@ -20,14 +20,22 @@ class RigEntry(NamedTuple):
     served: bool | None  # None when the server is not running
     linked: bool = False  # a symlinked folder: Dolt never serves it
     beads: tuple[str, ...] = ()  # the rigs whose beads metadata names this database
+    untextual: bool = False  # its folder name is not UTF-8: Dolt serves it, no command can name it
 
 
-def list_rigs(town: Town, settings: DoltSettings) -> list[RigEntry]:
+def list_rigs(town: Town, settings: DoltSettings, notes: list[str] | None = None) -> list[RigEntry]:
+    """Every rig on disk; `notes` gets what the user should know about the listing itself."""
     found = scan_data_dir(town)
     running = find_running(town, settings)[0] if found.rigs else None
     served: list[str] | None = None
     if running is not None:
-        served = sqlclient.served_databases(settings.with_overrides(port=running.port))
+        target = settings.with_overrides(port=running.port)
+        served = sqlclient.served_databases(target)
+        if served is None and notes is not None:
+            notes.append(
+                f"the server (pid {running.pid}) does not answer SQL on {target.address}: whether it serves "
+                "each rig is not known; see: gt-dolt doctor"
+            )
     have = {name.lower() for name in served} if served is not None else None
     named = beads.names(town, found.names)
     entries = [
@@ -40,4 +48,5 @@ def list_rigs(town: Town, settings: DoltSettings) -> list[RigEntry]:
         for rig in found.rigs
     ]
     entries += [RigEntry(path.name, path, False, linked=True) for path in found.linked]
+    entries += [RigEntry(path.name, path, None, untextual=True) for path in found.untextual]
     return sorted(entries, key=lambda entry: entry.name)

@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 from typing import NamedTuple
 
+from . import privilege
 from .errors import RigError, UnsafeFile
 from .town import Town
 
@@ -38,10 +39,15 @@ class DataDir(NamedTuple):
     linked: tuple[Path, ...] = ()  # symlinked rig folders: Dolt does not serve them
     foreign: tuple[tuple[Path, str], ...] = ()  # (rig, why) databases a server of ours must not open
     clashes: tuple[tuple[str, ...], ...] = ()  # rig names equal but for case: Dolt serves one of them
+    untextual: tuple[Path, ...] = ()  # databases whose folder name is not UTF-8: no rig can be named so
 
     @property
     def names(self) -> list[str]:
         return [rig.name for rig in self.rigs]
+
+    def refused(self, name: str | None = None) -> str | None:
+        """Why rig `name` (or, with None, any rig) is on disk but not a rig a server of ours opens."""
+        return next((f"{path}: {why}" for path, why in self.foreign if name in (None, path.name)), None)
 
     def refusals(self) -> list[str]:
         """What makes a start refuse: each a sentence naming the path and what to do."""
@@ -78,8 +84,10 @@ def _foreign(path: str) -> str | None:
                 f"{where} belongs to uid {st.st_uid}, not to you: a server of yours does not open another "
                 "user's database (its links would be followed with your rights); run gt-dolt as that user"
             )
-        if st.st_mode & stat.S_IWOTH:
-            return f"{where} is writable by every user; chmod o-w {where}"
+        found = privilege.writer(st, os.geteuid())
+        if found is not None:
+            bits = "o-w" if found.kind == "every user" else "g-w"
+            return f"{where} is writable by {found.who}; chmod {bits} {where}"
     return None
 
 
@@ -96,6 +104,7 @@ def scan_data_dir(town: Town) -> DataDir:
             f"(to keep them on another disk, bind-mount it there): move it aside (mv {town.data_dir} "
             f"{town.data_dir}.bak), then retry"
         )
+    privilege.begin()
     rigs: list[Rig] = []
     linked: list[Path] = []
     foreign: list[tuple[Path, str]] = []
@@ -103,8 +112,13 @@ def scan_data_dir(town: Town) -> DataDir:
         entries = sorted(os.scandir(town.data_dir), key=lambda e: e.name)
     except OSError:
         return DataDir(())
+    untextual: list[Path] = []
     for entry in entries:
         if entry.name.startswith("."):
+            continue
+        if not is_text(entry.name):
+            if entry.is_dir(follow_symlinks=False) and os.path.lexists(os.path.join(entry.path, ".dolt")):
+                untextual.append(Path(entry.path))
             continue
         if entry.is_symlink():
             if RIG_NAME.fullmatch(entry.name) and (is_dolt_database(entry.path) or os.path.isdir(entry.path)):
@@ -120,7 +134,25 @@ def scan_data_dir(town: Town) -> DataDir:
     for rig in rigs:
         by_case.setdefault(rig.name.lower(), []).append(rig.name)
     clashes = tuple(tuple(names) for names in by_case.values() if len(names) > 1)
-    return DataDir(tuple(rigs), tuple(linked), tuple(foreign), clashes)
+    return DataDir(tuple(rigs), tuple(linked), tuple(foreign), clashes, tuple(untextual))
+
+
+def is_text(name: str) -> bool:
+    """A file name that is UTF-8 text (os gives other bytes as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def untextual_note(paths: tuple[Path, ...]) -> str:
+    """One line for databases whose folder names are not text: served by Dolt, named by nothing."""
+    named = ", ".join(str(path) for path in paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    return (
+        f"not a rig, as its folder name is not UTF-8 text (no command can name it): {named}; "
+        "rename the folder to a rig name (letters, digits, _ and -)"
+    )
 
 
 def some_of(names: list[str], shown: int = 10) -> str:

@@ -1,5 +1,8 @@
 """Rogue Dolt servers: ours, serving a folder inside this town that is not .dolt-data.
 
+A folder of a town nested inside this one (a folder with `mayor/` on the way, such as a clone's
+own demo town) is that town's business: its server is never a rogue of ours.
+
 The split brain of Gas Town: a `bd` that could not find the town's server starts its own embedded
 one in `<rig>/.beads/dolt` on some port, and writes land where nobody else looks.  Stopping one is
 its own explicit command, which proves, just before it signals, that the process is a Dolt server
@@ -32,12 +35,23 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def nested_town(served: str, root: str) -> str | None:
+    """The town inside this one that `served` belongs to (a folder with `mayor/` between it and
+    `root`, as a clone's own demo town has), or None: that town's server is not our rogue."""
+    folder = served
+    while _inside(folder, root) and folder != root:
+        if os.path.isdir(os.path.join(folder, "mayor")):
+            return folder
+        folder = os.path.dirname(folder)
+    return None
+
+
 def _as_rogue(proc: psutil.Process, town: Town) -> Rogue | None:
     if not (procs.is_dolt_sql_server(proc) and procs.runs_as_us(proc)):
         return None
     served = procs.served_data_dir(proc)
     root, data = os.path.realpath(town.root), os.path.realpath(town.data_dir)
-    if served is None or served == data or not _inside(served, root):
+    if served is None or served == data or not _inside(served, root) or nested_town(served, root):
         return None
     return Rogue(proc.pid, served, tuple(procs.listening_ports(proc)))
 

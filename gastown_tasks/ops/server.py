@@ -19,10 +19,11 @@ from .discovery import Observed, Running, found_notes, mark_stopped, observe
 from .drain import DrainReport, drain
 from .errors import GastownError, NotOurs, PortInUse, StartFailed, StopFailed
 from .launch import Plan, StartResult, launch, preflight
-from .locking import town_lock
+from .locking import holder_of, town_lock
 from .runfiles import remove_run_file, write_pid_file
 from .settings import DoltSettings
 from .town import Town
+from .verify import listener_problem
 
 Echo = Callable[[str], None]
 
@@ -40,21 +41,21 @@ def _quiet(_: str) -> None:
 
 
 def _refuse_suspects(seen: Observed) -> None:
+    """A second server would die on Dolt's lock of what the suspect holds: say whose it is instead."""
     if seen.suspects:
-        named = "; ".join(suspect.describe() for suspect in seen.suspects)
-        raise NotOurs(
-            f"{named}: it looks like this town's server but is not provably ours, so it was neither "
-            "adopted nor signalled (a second server would die on Dolt's lock of the data dir). "
-            "Stop it as the user that runs it, then retry"
-        )
+        said = "; ".join(f"{suspect.sentence()}; {suspect.remedy}" for suspect in seen.suspects)
+        raise NotOurs(said)
 
 
-def _already_running(town: Town, settings: DoltSettings, seen: Observed, running: Running) -> StartResult:
+def _already_running(town: Town, settings: DoltSettings, seen: Observed, running: Running, plan: Plan) -> StartResult:
     notes = seen.problems
     if seen.pid_file.pid != running.pid:
         write_pid_file(town, running.pid)
         notes.append(f"recorded pid {running.pid} in {town.pid_file}")
     notes.extend(found_notes(running, town, settings))
+    wrong = listener_problem(running.proc, settings.with_overrides(port=running.port), plan.config)
+    if wrong is not None:  # not started by this command: said, not stopped
+        notes.append(f"pid {running.pid} was not started with gt-dolt's config: {wrong}; gt-dolt restart fixes that")
     served = sqlclient.served_databases(settings.with_overrides(port=running.port)) or []
     return StartResult(
         pid=running.pid,
@@ -95,7 +96,7 @@ def start(town: Town, settings: DoltSettings, timeout: float | None = None, echo
     with town_lock(town, wait=settings.lock_wait):
         seen = observe(town, settings)
         if seen.running is not None:
-            result = _already_running(town, settings, seen, seen.running)
+            result = _already_running(town, settings, seen, seen.running, plan)
         else:
             _refuse_suspects(seen)
             notes = seen.problems
@@ -166,13 +167,28 @@ def _reconcile(town: Town, running: Running) -> None:
         mark_stopped(town)
 
 
+def watcher_note(town: Town) -> str | None:
+    """A `gt-dolt watch` of this town starts the server again: a stop says so."""
+    who = holder_of(town.watch_lock, town.root)
+    if who is None:
+        return None
+    return (
+        f"gt-dolt watch ({who}) watches this town and will start the server again at its next check; "
+        "to keep it stopped, end the watcher first (Ctrl-C where it runs)"
+    )
+
+
 def stop(
     town: Town, settings: DoltSettings, timeout: float | None = None, *, force: bool = False, echo: Echo = _quiet
 ) -> StopResult:
     """Stop this town's server (ours or started by hand): drain, SIGTERM, SIGKILL after timeout."""
     timeout = settings.stop_timeout if timeout is None else settings.with_overrides(stop_timeout=timeout).stop_timeout
     with town_lock(town, wait=settings.lock_wait):
-        return _stop_locked(town, settings, observe(town, settings), timeout, force, echo)
+        result = _stop_locked(town, settings, observe(town, settings), timeout, force, echo)
+    note = watcher_note(town)
+    if note:
+        result.notes.append(note)
+    return result
 
 
 def restart(

@@ -9,7 +9,6 @@ invalid one is a ConfigError (exit 2) naming where it came from.
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "log_level": "warning",  # gt's: Dolt logs each connection at info
     "town_root": "",
     "allow_passwordless_bind": False,
+    "allow_outside_paths": False,
     "wait_timeout": 30,
     "drain_timeout": 10.0,
     "metrics_port": 0,
@@ -123,6 +123,7 @@ class DoltSettings(NamedTuple):
     log_level: str = DEFAULTS["log_level"]
     town_root: str = DEFAULTS["town_root"]
     allow_passwordless_bind: bool = DEFAULTS["allow_passwordless_bind"]
+    allow_outside_paths: bool = DEFAULTS["allow_outside_paths"]
     wait_timeout: int = DEFAULTS["wait_timeout"]
     drain_timeout: float = DEFAULTS["drain_timeout"]
     metrics_port: int = DEFAULTS["metrics_port"]
@@ -186,20 +187,28 @@ def _bad(key: str, value: Any, rule: str, origin: str | None) -> ConfigError:
     return ConfigError(f"invalid {key} {shown} (from {where}): {rule}; set {where_to_set(key)}")
 
 
+# Upper bounds: a wait longer than these is a typo (and `1e10` seconds overflows the OS's timers).
+MAX_SECONDS = 30 * 86400.0
+MAX_NUMBER = {"log_max_mb": 1024.0 * 1024, "backup_max_age_hours": 24.0 * 3650}
+MAX_LOG_KEEP = 1000
+
+
 def _seconds(key: str, value: Any, origin: str | None) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError, OverflowError):
         seconds = -1.0
-    if isinstance(value, bool) or not (seconds >= 0 and math.isfinite(seconds)):
-        raise _bad(key, value, "it must be a number of seconds, 0 or more", origin)
+    high = MAX_NUMBER.get(key, MAX_SECONDS)
+    if isinstance(value, bool) or not (0 <= seconds <= high):
+        unit = "a number of seconds" if key not in MAX_NUMBER else "a number"
+        raise _bad(key, value, f"it must be {unit}, 0 or more (at most {high:g})", origin)
     return seconds
 
 
-def _count(key: str, value: Any, origin: str | None, *, low: int = 0) -> int:
+def _count(key: str, value: Any, origin: str | None, *, low: int = 0, high: int = 999_999_999) -> int:
     text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
-    if not (text.isascii() and text.isdigit() and len(text) <= 9) or int(text) < low:
-        raise _bad(key, value, f"it must be a whole number, {low} or more", origin)
+    if not (text.isascii() and text.isdigit() and len(text) <= 9) or not low <= int(text) <= high:
+        raise _bad(key, value, f"it must be a whole number from {low} to {high}", origin)
     return int(text)
 
 
@@ -227,7 +236,7 @@ def _parse(key: str, value: Any, origin: str | None) -> Any:
         if level not in LOG_LEVELS:
             raise _bad(key, value, f"use one of {', '.join(LOG_LEVELS)}", origin)
         return level
-    if key == "allow_passwordless_bind":
+    if key in ("allow_passwordless_bind", "allow_outside_paths"):
         flag = parse_bool(value)
         if flag is None:
             raise _bad(key, value, "true or false", origin)
@@ -238,7 +247,7 @@ def _parse(key: str, value: Any, origin: str | None) -> Any:
             return 0  # Gas Town's `gt` reads a negative GT_DOLT_WAIT_TIMEOUT as "leave Dolt's"
         return _count(key, value, origin)
     if key == "log_keep":
-        return _count(key, value, origin, low=1)
+        return _count(key, value, origin, low=1, high=MAX_LOG_KEEP)
     if key in ("start_timeout", "stop_timeout", "drain_timeout", "log_max_mb", "backup_max_age_hours"):
         return _seconds(key, value, origin)
     if key == "watch_interval":

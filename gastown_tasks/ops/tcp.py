@@ -7,8 +7,11 @@ even "127.0.0.1", through the idna codec, which costs about a millisecond to imp
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import ipaddress
 import socket
+import struct
 
 
 def connect(host: str, port: int, timeout: float) -> socket.socket:
@@ -28,8 +31,28 @@ def connect(host: str, port: int, timeout: float) -> socket.socket:
         except BaseException:
             sock.close()
             raise
+    if self_connected(sock):
+        drop(sock)
+        raise ConnectionRefusedError(errno.ECONNREFUSED, f"nothing listens on {host}:{port}")
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def self_connected(sock: socket.socket) -> bool:
+    """A connect to a port nobody listens on can, on loopback, pick that very port as its own
+    source port and connect to itself (TCP simultaneous open): it looks like a server answering,
+    and its TIME_WAIT then keeps the server from binding the port for a minute."""
+    try:
+        return bool(sock.getsockname() == sock.getpeername())
+    except OSError:
+        return False
+
+
+def drop(sock: socket.socket) -> None:
+    """Close with a reset: no TIME_WAIT left on the port."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def answers(host: str, port: int, timeout: float = 0.5) -> bool:

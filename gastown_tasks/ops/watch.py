@@ -19,7 +19,7 @@ from typing import Literal, NamedTuple
 from . import safefs, sqlclient
 from .discovery import observe
 from .errors import GastownError, LockTimeout
-from .locking import file_lock
+from .locking import file_lock, holder_of
 from .runfiles import iso_time
 from .server import restart, start
 from .settings import DoltSettings
@@ -163,6 +163,8 @@ def supervise(
                 watcher.log("watch ended (Ctrl-C); the server was left as it is")
                 return 0
     except LockTimeout:
+        who = holder_of(town.watch_lock, town.root)
         raise LockTimeout(
-            f"another gt-dolt watch is already watching this town (it holds {town.watch_lock}); one is enough"
+            f"another gt-dolt watch is already watching this town ({f'{who}; ' if who else ''}it holds "
+            f"{town.watch_lock}); one is enough"
         ) from None

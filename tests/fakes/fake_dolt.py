@@ -12,6 +12,9 @@ Modes:
                    the config, as another user would who binds it first; it records what it is
                    sent in $FAKE_MYSQL_CAPTURE, and its pid in $FAKE_MYSQL_CAPTURE.pid (the test
                    that set it ends it by that pid)
+  config-swap      change the config gt-dolt wrote ($FAKE_SWAP: host:ADDR, port:N, metrics:N or
+                   data_dir:PATH), as someone who could write its folder would between gt-dolt's
+                   write and Dolt's read, then run the real Dolt ($FAKE_REAL_DOLT) on it
 """
 
 import os
@@ -32,6 +35,27 @@ def flag(name, default=None):
 if mode == "old-version" and args[:1] == ["version"]:
     print("dolt version 1.0.0", flush=True)
     sys.exit(0)
+
+if mode == "config-swap":
+    real = os.environ["FAKE_REAL_DOLT"]
+    if "sql-server" in args:
+        path = flag("--config")
+        with open(path) as config:
+            text = config.read()
+        what, _, value = os.environ["FAKE_SWAP"].partition(":")
+        if what == "host":
+            text = re.sub(r"^(  host: ).*$", rf'\g<1>"{value}"', text, count=1, flags=re.M)
+        elif what == "port":
+            text = re.sub(r"^(  port: ).*$", rf"\g<1>{value}", text, count=1, flags=re.M)
+        elif what == "metrics":
+            text += f'metrics:\n  host: "0.0.0.0"\n  port: {value}\n'
+        elif what == "data_dir":
+            text = re.sub(r"^data_dir: .*$", f'data_dir: "{value}"', text, count=1, flags=re.M)
+        with open(path, "w") as config:
+            config.write(text)
+    with open("/proc/self/cmdline", "rb") as cmdline:  # the wrapper's name, as `exec -a` set it
+        name = cmdline.read().split(b"\0")[0].decode()
+    os.execv(real, [name, *args])  # argv[0] keeps the fake's name
 
 if "sql-server" not in args:
     print(f"fake dolt ({mode}) only fakes sql-server", file=sys.stderr)
