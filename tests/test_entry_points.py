@@ -39,7 +39,7 @@ CASES: dict[str, list[tuple[list[str], int, str]]] = {
         (["list"], 0, "hq                       <town>/.dolt-data/hq\n"),
         (["list", "--json"], 0, '    "path": "<town>/.dolt-data/hq",\n'),
         (["logs", "-n", "5"], 0, "no log yet: <town>/daemon/dolt.log is written when the server starts"),
-        (["migrate", "--dry-run"], 0, "nothing to migrate: no old .beads/dolt/beads databases left\n"),
+        (["migrate", "--dry-run"], 0, "nothing to migrate: no beads data outside .dolt-data\n"),
         (["doctor"], 0, "ok   port: <port> is free\n"),
     ],
     "rigs": [
@@ -52,7 +52,7 @@ CASES: dict[str, list[tuple[list[str], int, str]]] = {
         (["init-rig", "beta"], 1, "error: rig beta already exists at <town>/.dolt-data/beta\n"),
         (["init-rig", "bad name"], 2, "error: invalid rig name 'bad name': use 1-64 letters"),
         (["init-rig", "MySQL"], 2, "error: invalid rig name 'MySQL': the server reserves it; choose another name\n"),
-        (["list"], 0, "beta                     <town>/.dolt-data/beta\nhq "),
+        (["list"], 0, "beta                     <town>/.dolt-data/beta  beads: beta\nhq "),
     ],
     "a server's day": [
         (["start"], 0, "dolt sql-server started: pid <pid> on 127.0.0.1:<port>, serving hq"),

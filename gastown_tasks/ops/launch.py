@@ -257,7 +257,7 @@ def launch(
             timeout,
             lambda missing: skipped_rigs(town, log_offset, missing, dolt_command_hint(plan.dolt.path)),
             lambda: read_since(town.log_file, log_offset, root=town.root),
-            lambda: verify_started(proc, town, settings, plan.config, None),
+            lambda announced: verify_started(proc, town, settings, plan.config, None, bound=announced),
         )
         wrong = verify_started(proc, town, settings, plan.config, plan.rigs)
         if wrong is not None:

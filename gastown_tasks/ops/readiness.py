@@ -149,14 +149,14 @@ def wait_ready(
     timeout: float,
     skipped: Callable[[list[str]], str | None] | None = None,
     said: Callable[[], str] = lambda: "",
-    elsewhere: Callable[[], str | None] | None = None,
+    elsewhere: Callable[[bool], str | None] | None = None,
 ) -> list[str]:
     """Poll until the server answers SQL and lists every rig; the served databases.
 
     Raises StartFailed("exited …"), StartFailed("skipped …") as soon as the log shows that Dolt
-    gave up on a rig, StartFailed(`elsewhere()`) when Dolt says it is ready but nothing answers
-    on the configured port (it listens where its config, not ours, says), AccessDenied at the
-    first refused login, or StartFailed("not ready …") at the deadline; the caller cleans up.
+    gave up on a rig, StartFailed(`elsewhere(announced)`) when Dolt listens beyond its config or
+    says it is ready but nothing answers on the configured port (it read a config not ours),
+    AccessDenied at the first refused login, or StartFailed("not ready …") at the deadline; the caller cleans up.
     """
     import pymysql
 
@@ -171,13 +171,16 @@ def wait_ready(
     }
 
     def misplaced() -> None:
-        """Ready by its own log, yet refusing on our port: ask where it listens (at most 4× a second)."""
+        """Refusing on our port: ask where it listens (at most 4× a second).  Ready by its own log,
+        anywhere but our port is wrong; at levels quieter than info Dolt never says it is ready,
+        so only a listener beyond its config is."""
         now = time.monotonic()
         if elsewhere is None or now - seen["looked"] < ELSEWHERE_EVERY:
             return
         seen["looked"] = now
-        if READY_LINE in said():
-            problem = elsewhere()
+        announced = READY_LINE in said()
+        if announced or settings.log_level not in LOGS_READY_LINE:
+            problem = elsewhere(announced)
             if problem:
                 raise StartFailed(problem)
 

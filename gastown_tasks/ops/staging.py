@@ -23,6 +23,7 @@ import re
 import secrets
 import shutil
 import stat
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -45,7 +46,10 @@ _renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
 def rename_noreplace(src_fd: int, src: str, dst_fd: int, dst: str) -> None:
     """rename(2) that fails with FileExistsError instead of replacing `dst` (an empty folder would
     otherwise be replaced silently).  Where the kernel or file system lacks RENAME_NOREPLACE, a
-    check just before a plain rename narrows the race to what the town lock leaves open."""
+    check just before a plain rename narrows the race to what the town lock leaves open.  Raises
+    the audit event `gastown_tasks.rename` first, as os.rename raises its own, so a test can cut a
+    command short at exactly this step."""
+    sys.audit("gastown_tasks.rename", src, dst)
     if _renameat2 is not None:
         if _renameat2(src_fd, os.fsencode(src), dst_fd, os.fsencode(dst), RENAME_NOREPLACE) == 0:
             return

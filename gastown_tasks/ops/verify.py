@@ -77,8 +77,11 @@ def shown(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def listener_problem(proc: psutil.Process, settings: DoltSettings, config: Mapping[str, Any]) -> str | None:
-    """What is wrong with where the server listens, or None when it is exactly what was configured."""
+def listener_problem(
+    proc: psutil.Process, settings: DoltSettings, config: Mapping[str, Any], bound: bool = True
+) -> str | None:
+    """What is wrong with where the server listens, or None when it is exactly what was configured.
+    `bound` False: it may still be binding, so only a listener beyond the config is wrong."""
     listening = procs.listen_addresses(proc)
     wanted = expected(settings, config)
     sql_ips = wanted[0][0] or set()
@@ -87,7 +90,7 @@ def listener_problem(proc: psutil.Process, settings: DoltSettings, config: Mappi
     if strays:
         where = ", ".join(shown(ip, port) for ip, port in strays)
         return f"it listens on {where}, beyond the configured {settings.address}"
-    if not on_sql:
+    if not on_sql and bound:
         seen = ", ".join(shown(ip, port) for ip, port in listening) or "nothing it shows"
         return f"it does not listen on the configured {settings.address} (it listens on {seen})"
     return None
@@ -107,11 +110,17 @@ def serving_problem(proc: psutil.Process, town: Town, rigs: list[str]) -> str | 
 
 
 def verify_started(
-    proc: psutil.Process, town: Town, settings: DoltSettings, config: Mapping[str, Any], rigs: list[str] | None
+    proc: psutil.Process,
+    town: Town,
+    settings: DoltSettings,
+    config: Mapping[str, Any],
+    rigs: list[str] | None,
+    bound: bool = True,
 ) -> str | None:
     """One message when the started server is not what start would claim; None when it is.
-    `rigs` None: only where it listens (while it starts, it may not hold every rig yet)."""
-    problem = listener_problem(proc, settings, config)
+    `rigs` None: only where it listens (while it starts, it may not hold every rig yet); `bound`
+    False: nor may it listen on the SQL port yet."""
+    problem = listener_problem(proc, settings, config, bound)
     if problem is None and rigs is not None:
         problem = serving_problem(proc, town, rigs)
     if problem is None:

@@ -34,9 +34,9 @@ ROWS = [(i,) for i in range(1, 101)]
 # (audit event, text in its arguments, which occurrence): a step of the restore, just before it runs.
 STEPS = {
     "before-dolt-restores": ("subprocess.Popen", "dolt_backup", 1),
-    "before-the-move-to-dropped": ("ctypes.dlsym", "renameat2", 1),
+    "before-the-move-to-dropped": ("gastown_tasks.rename", "", 1),
     "before-staging-is-removed": ("shutil.rmtree", "restoring-", 1),
-    "before-the-final-rename": ("ctypes.dlsym", "renameat2", 2),  # no server: the rename into .dolt-data
+    "before-the-final-rename": ("gastown_tasks.rename", "", 2),  # no server: the rename into .dolt-data
     "before-the-server-takes-it": ("socket.connect", "{port}", 1),  # a server: its dolt_undrop call
 }
 HANDED_OVER = {"before-staging-is-removed", "before-the-final-rename", "before-the-server-takes-it"}

@@ -83,7 +83,9 @@ class TestMaintenanceNeverCostsTheServer:
         assert len(states) >= 2  # recorded at the spawn, then once it answered: the town was up meanwhile
         assert gzip.decompress(t.town.log_file.with_name("dolt.log.1.gz").read_bytes()) == old
         assert not t.town.log_file.with_name("dolt.log.1").exists()
-        assert "Server ready" in t.town.log_file.read_text()
+        new_log = t.town.log_file.read_text()
+        assert "gastown-tasks:" in new_log and "sql-server" in new_log  # this start's header, in a fresh log
+        assert "old line" not in new_log
 
     def test_a_planted_name_in_the_rotation_is_a_note_not_a_failed_start(
         self, rigged_town: TownFixture, tmp_path: Path
