@@ -14,7 +14,8 @@ from invoke import Collection, Context, task
 
 import gastown_tasks
 from gastown_tasks import dolt
-from gastown_tasks.ops import onboarding, sqlclient
+from gastown_tasks.ops.rigs import onboarding
+from gastown_tasks.ops.sql import sqlclient
 from gastown_tasks.tasks import onboard
 from gastown_tasks.tasks.config import reports_errors, settings_from_context, town_and_settings
 
