@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from gastown_tasks.ops.access.remote import is_local_host
 from gastown_tasks.ops.cluster.cluster import cluster_of
 from gastown_tasks.ops.cluster.fencing import (
     EPOCH_KEY,
@@ -20,6 +19,7 @@ from gastown_tasks.ops.cluster.fencing import (
     is_fenced,
 )
 from gastown_tasks.ops.errors import ClusterError, ConfigError
+from gastown_tasks.ops.host.addresses import is_local_host
 from gastown_tasks.ops.settings import resolve_settings
 from gastown_tasks.ops.town import Town
 

@@ -235,7 +235,7 @@ def for_town(
     """`settings` (from resolve_settings with the same config and flags) completed with what gt keeps
     in the town: its port, unless --port or dolt.port names one, and daemon.env's log level, unless
     dolt.log_level or GT_DOLT_LOGLEVEL does.  A remote server's settings are left as they are."""
-    from ..access.remote import is_remote
+    from ..host.addresses import is_remote
 
     if is_remote(settings):
         return settings, None

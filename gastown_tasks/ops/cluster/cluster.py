@@ -166,7 +166,7 @@ class _Machine(NamedTuple):
 
 
 def _machine(host: str) -> _Machine:
-    from ..access.remote import addresses_of, is_local_host
+    from ..host.addresses import addresses_of, is_local_host
 
     if is_local_host(host):
         return _Machine(True, frozenset())

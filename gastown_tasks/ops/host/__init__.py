@@ -1,1 +1,1 @@
-"""This machine's processes and ports: which process is which, and whether anything listens."""
+"""This machine: which process is which, whether anything listens on a port, which addresses are ours."""
