@@ -2,6 +2,9 @@
 
 Tasks, the gt-dolt console script, other Python code and tests all call these functions.  The
 names below are imported on first use, so `import gastown_tasks.ops.errors` loads nothing else.
+Beside the base modules here (errors, settings, town, polling), each subpackage owns one thing, in
+layers, lowest first: host; files; build, sql; cluster, beads; server; rigs; doctor; access.  A part
+imports only from the layers below it (import-linter contracts in pyproject.toml, run by `invoke lint`).
 
 Imports are kept cheap, because agents run `status` and `list` all day: values are NamedTuples
 (defining a dataclass costs 0.5-0.9 ms, a NamedTuple about 0.1 ms, and a command defines about
