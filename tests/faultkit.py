@@ -24,7 +24,7 @@ from gastown_tasks.ops.sql import sqlclient
 
 HERE = Path(__file__).parent / "faults"
 AUDITED = HERE / "audited_gt_dolt.py"
-READONLY = HERE / "readonly_daemon.py"
+IN_MOUNTS = HERE / "in_mounts.py"  # run gt-dolt with folders on full, tiny or read-only mounts
 
 SLEEPER = "import sys, time; print('up', flush=True); time.sleep(600)"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TownFixture, fake_dolt
-from faultkit import READONLY, assert_clean, end, gt_dolt_popen, wait_until
+from faultkit import IN_MOUNTS, assert_clean, end, gt_dolt_popen, wait_until
 from gastown_tasks.ops.errors import StartFailed
 from gastown_tasks.ops.files.runfiles import read_state
 from gastown_tasks.ops.server import server
@@ -182,10 +182,10 @@ def test_read_only_daemon_fails_start_before_anything_is_started(rigged_town: To
     t = rigged_town
     before = sorted(p.name for p in t.town.daemon_dir.iterdir())
     command = ["unshare", "--mount", "--propagation", "private"]
-    command += [sys.executable, str(READONLY), str(t.town.daemon_dir)]
+    command += [sys.executable, str(IN_MOUNTS), f"ro:{t.town.daemon_dir}", "--"]
     for action, code in (("start", 1), ("stop", 1), ("status", 3), ("doctor", 1)):
         done = subprocess.run([*command, action], cwd=t.root, env=t.env(), capture_output=True, text=True, timeout=120)
-        assert "daemon is read-only" in done.stderr  # the fault really was in place
+        assert "mounts in place" in done.stderr  # the fault really was in place
         assert_clean(done, code)
         if action in ("start", "stop"):
             assert str(t.town.daemon_dir) in done.stderr and "the file system is read-only" in done.stderr

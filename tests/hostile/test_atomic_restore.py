@@ -3,7 +3,7 @@
 The matrix: the server running or stopped, times each step of a restore (Dolt about to restore
 into the staging folder, the staged copy about to move to the dropped-databases folder, the
 staging folder about to be removed, the final rename), times Ctrl-C or kill -9 right there (an
-audit hook in the command itself sends the signal: tests/hostile/kill_at.py), plus a kill while
+audit hook in the command itself sends the signal: tests/kill_at.py), plus a kill while
 Dolt itself restores.  After each: the rig is either not there at all (not on disk, not listed,
 not served) or there with every row; a retry then restores it, and nothing staged is left.
 (migrate and init-rig follow the same rule; their interruption matrix comes with their shared
@@ -28,7 +28,7 @@ from gastown_tasks.ops.server import server
 
 pytestmark = pytest.mark.hostile
 
-KILL_AT = Path(__file__).parent / "kill_at.py"
+KILL_AT = Path(__file__).parent.parent / "kill_at.py"
 ROWS = [(i,) for i in range(1, 101)]
 
 # (audit event, text in its arguments, which occurrence): a step of the restore, just before it runs.
@@ -103,7 +103,7 @@ def retry_restores_it(t: TownFixture, name: str, present: bool) -> None:
 def interrupted_at(t: TownFixture, step: str, sig: str, *args: str) -> subprocess.CompletedProcess[str]:
     event, match, nth = STEPS[step]
     return subprocess.run(
-        [sys.executable, "-P", str(KILL_AT), event, match.format(port=t.port), str(nth), sig, *args],
+        [sys.executable, "-P", str(KILL_AT), "--event", event, match.format(port=t.port), str(nth), sig, *args],
         cwd=t.root,
         env=t.env(),
         capture_output=True,

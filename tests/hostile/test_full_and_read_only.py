@@ -14,11 +14,9 @@ from pathlib import Path
 import pytest
 
 from conftest import TownFixture, old_database
-from faultkit import assert_clean
+from faultkit import IN_MOUNTS, assert_clean
 
 pytestmark = pytest.mark.hostile
-
-IN_MOUNTS = Path(__file__).parent / "in_mounts.py"
 
 
 needs_namespaces = pytest.mark.needs_root("mounts a tmpfs or a read-only bind in a private mount namespace")

@@ -17,12 +17,11 @@ from pathlib import Path
 import pytest
 
 from conftest import TownFixture
-from faultkit import assert_clean, audit_events, audited_gt_dolt
+from faultkit import IN_MOUNTS, assert_clean, audit_events, audited_gt_dolt
 
 pytestmark = pytest.mark.hostile
 root_only = pytest.mark.needs_root("mounts a small tmpfs in a private mount namespace")
 
-IN_MOUNTS = Path(__file__).parent / "in_mounts.py"
 MB = 1024 * 1024
 
 
