@@ -14,7 +14,8 @@ from invoke import Collection, Context, task
 
 import gastown_tasks
 from gastown_tasks import dolt
-from gastown_tasks.ops import onboarding, sqlclient
+from gastown_tasks.ops.rigs import onboarding
+from gastown_tasks.ops.sql import sqlclient
 from gastown_tasks.tasks import onboard
 from gastown_tasks.tasks.config import reports_errors, settings_from_context, town_and_settings
 
@@ -69,12 +70,13 @@ def smoke(c: Context) -> None:
 
 @task
 def lint(c: Context) -> None:
-    """Static checks, as .ci/run runs them: ruff check, ruff format --check, mypy."""
+    """Static checks, as .ci/run runs them: ruff check, ruff format --check, mypy, the import layers."""
     py = sys.executable
     for command in (
         f"{py} -m ruff check gastown_tasks tests bench tasks.py",
         f"{py} -m ruff format --check gastown_tasks tests bench tasks.py",
         f"{py} -m mypy",
+        f"{Path(py).parent / 'lint-imports'} --no-logo --no-cache",  # [tool.importlinter] in pyproject.toml
     ):
         c.run(command, echo=True, pty=False)
 

@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from lab import Lab, free_port, lab_session, make_town  # noqa: E402
 
-from gastown_tasks.ops.binary import find_dolt  # noqa: E402
+from gastown_tasks.ops.build.binary import find_dolt  # noqa: E402
 from gastown_tasks.ops.polling import poll_until  # noqa: E402
 
 GT_DOLT = [sys.executable, "-m", "gastown_tasks"]

@@ -49,8 +49,8 @@ from lab import (
 from timing import Figure, Series, run_timed
 
 from gastown_tasks import __version__
-from gastown_tasks.ops.binary import DOLT_VERSION, find_dolt
-from gastown_tasks.ops.drain import QUIET_SECONDS
+from gastown_tasks.ops.build.binary import DOLT_VERSION, find_dolt
+from gastown_tasks.ops.server.drain import QUIET_SECONDS
 
 # Targets of issue 12 (ratios of medians; the stop target is an overhead against `python -c pass`).
 VERSION_TARGET = 2.0

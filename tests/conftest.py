@@ -26,11 +26,11 @@ import psutil
 import pymysql
 import pytest
 
-from gastown_tasks.ops import procs
-from gastown_tasks.ops.binary import cached_binary, dolt_env, find_dolt
+from gastown_tasks.ops.build.binary import cached_binary, dolt_env, find_dolt
 from gastown_tasks.ops.errors import GastownError
-from gastown_tasks.ops.rigadmin import init_rig
-from gastown_tasks.ops.server import stop
+from gastown_tasks.ops.host import procs
+from gastown_tasks.ops.rigs.rigadmin import init_rig
+from gastown_tasks.ops.server.server import stop
 from gastown_tasks.ops.settings import GT_ENV, DoltSettings, resolve_settings
 from gastown_tasks.ops.town import Town
 
@@ -63,7 +63,7 @@ def dolt_binary() -> Path:
 def gt_binary() -> Path:
     """Gas Town's real gt, built by the setup; a test that needs it takes this fixture (it fails,
     never skips, when gt was not built)."""
-    from gastown_tasks.ops.gobuild import gt_binary as built_gt
+    from gastown_tasks.ops.build.gobuild import gt_binary as built_gt
 
     path = built_gt()
     if not (path.is_file() and os.access(path, os.X_OK)):

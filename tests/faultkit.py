@@ -19,8 +19,8 @@ from pathlib import Path
 import psutil
 
 from conftest import GT_DOLT, TownFixture, end, first_line  # noqa: F401 - end is re-exported to the fault tests
-from gastown_tasks.ops import sqlclient
 from gastown_tasks.ops.polling import poll_until
+from gastown_tasks.ops.sql import sqlclient
 
 HERE = Path(__file__).parent / "faults"
 AUDITED = HERE / "audited_gt_dolt.py"

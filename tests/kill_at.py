@@ -102,7 +102,7 @@ os._exit = exit_reporting  # type: ignore[assignment]
 
 
 if os.environ.get("KILL_AT_EXDEV") == "1":
-    from gastown_tasks.ops import migrate
+    from gastown_tasks.ops.rigs import migrate
 
     def across_file_systems(*_: object) -> None:
         raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))

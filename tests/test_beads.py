@@ -19,10 +19,11 @@ import pytest
 
 from conftest import TownFixture, free_port, old_database
 from faultkit import alive, assert_clean, end, wait_until
-from gastown_tasks.ops import procs, server
-from gastown_tasks.ops.binary import dolt_env
-from gastown_tasks.ops.gobuild import bd_binary, bd_version
-from gastown_tasks.ops.rogues import find_rogues
+from gastown_tasks.ops.build.binary import dolt_env
+from gastown_tasks.ops.build.gobuild import bd_binary, bd_version
+from gastown_tasks.ops.host import procs
+from gastown_tasks.ops.server import server
+from gastown_tasks.ops.server.rogues import find_rogues
 
 
 @pytest.fixture(scope="session")

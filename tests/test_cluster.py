@@ -1,5 +1,5 @@
 """Dolt's own cluster replication, driven by gt-dolt: two or three towns on loopback, each with its
-own SQL and remotesapi ports, real Dolt servers.  Fencing (ops/fencing.py): a server that was the
+own SQL and remotesapi ports, real Dolt servers.  Fencing (ops/cluster/fencing.py): a server that was the
 primary takes writes again only once every peer has answered with no higher epoch."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pytest
 
 from conftest import FAKES, GT_DOLT, TownFixture, cleanup_town, first_line, free_port, make_town
 from faultkit import assert_clean, end, kill_9, wait_until
-from gastown_tasks.ops.binary import dolt_env
-from gastown_tasks.ops.runfiles import read_pid_file
+from gastown_tasks.ops.build.binary import dolt_env
+from gastown_tasks.ops.files.runfiles import read_pid_file
 
 TOWN_TASKS = "from invoke import Collection\nimport gastown_tasks\nns = Collection()\ngastown_tasks.add_dolt(ns)\n"
 FENCED, BROKEN = 7, 8  # start's exit codes: running read-only (fenced), running detected_broken_config
@@ -288,7 +288,7 @@ def b_rows_so_far(node: Node) -> list[tuple]:
 
 def rows_of_stopped(node: Node) -> list[int]:
     """A stopped town's rows, read with the Dolt CLI (no server answers)."""
-    from gastown_tasks.ops.binary import find_dolt
+    from gastown_tasks.ops.build.binary import find_dolt
 
     done = subprocess.run(
         [str(find_dolt()), "sql", "-r", "csv", "-q", "SELECT id FROM beads ORDER BY id"],

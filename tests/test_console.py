@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from conftest import GT_DOLT, Lines, TownFixture, end
-from gastown_tasks.ops import server
+from gastown_tasks.ops.server import server
 
 
 def test_logs_prints_the_last_n_lines(rigged_town: TownFixture) -> None:

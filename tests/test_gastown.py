@@ -26,9 +26,10 @@ import pytest
 
 from conftest import GT_DOLT, old_database
 from faultkit import assert_clean
-from gastown_tasks.ops import procs, staging
-from gastown_tasks.ops.binary import cache_root, dolt_env
-from gastown_tasks.ops.gobuild import bd_binary, bd_version, gt_binary, tool_version
+from gastown_tasks.ops.build.binary import cache_root, dolt_env
+from gastown_tasks.ops.build.gobuild import bd_binary, bd_version, gt_binary, tool_version
+from gastown_tasks.ops.files import staging
+from gastown_tasks.ops.host import procs
 
 KILL_AT = Path(__file__).parent / "kill_at.py"
 HOLDER_STARTS = 10.0  # seconds for `unshare` to make the namespace

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import TownFixture, end, free_port, spawn_dolt_by_hand
 from faultkit import alive, wait_for_sql
-from gastown_tasks.ops import server, serverstatus
 from gastown_tasks.ops.errors import NoRigs
-from gastown_tasks.ops.runfiles import read_pid_file, read_state
+from gastown_tasks.ops.files.runfiles import read_pid_file, read_state
+from gastown_tasks.ops.server import server, serverstatus
 
 
 def test_first_query_after_start_succeeds(rigged_town: TownFixture) -> None:

@@ -14,9 +14,11 @@ import pytest
 
 from conftest import GT_DOLT, TownFixture, old_database
 from faultkit import assert_clean
-from gastown_tasks.ops import migrate, server, staging
-from gastown_tasks.ops.binary import dolt_env
+from gastown_tasks.ops.build.binary import dolt_env
 from gastown_tasks.ops.errors import MigrationError
+from gastown_tasks.ops.files import staging
+from gastown_tasks.ops.rigs import migrate
+from gastown_tasks.ops.server import server
 
 
 def rows(t: TownFixture, rig: str) -> list[tuple]:

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import GT_DOLT, TownFixture, cleanup_town, foreign_listener, free_port, make_town, old_database
 from faultkit import assert_clean, end
-from gastown_tasks.ops import server
-from gastown_tasks.ops.binary import cache_root, cached_binary
+from gastown_tasks.ops.build.binary import cache_root, cached_binary
+from gastown_tasks.ops.server import server
 
 TOWN_TASKS = """
 from invoke import Collection

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from conftest import TownFixture, old_database
-from gastown_tasks.ops.runfiles import read_state
+from gastown_tasks.ops.files.runfiles import read_state
 from test_migrate import rows
 
 TOWN_TASKS = """

@@ -19,10 +19,10 @@ import pytest
 
 from conftest import FAKES, Lines, TownFixture, free_port
 from faultkit import assert_clean, end, gt_dolt_popen, kill_9, wait_until
-from gastown_tasks.ops import health, server
+from gastown_tasks.ops.files.runfiles import read_pid_file
 from gastown_tasks.ops.polling import poll_until
-from gastown_tasks.ops.runfiles import read_pid_file
-from gastown_tasks.ops.watch import Policy, supervise
+from gastown_tasks.ops.server import health, server
+from gastown_tasks.ops.server.watch import Policy, supervise
 
 TOWN_TASKS = "from invoke import Collection\nimport gastown_tasks\nns = Collection()\ngastown_tasks.add_dolt(ns)\n"
 

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import GT_DOLT, TownFixture, cleanup_town, free_port, make_town
 from faultkit import assert_clean, wait_until
-from gastown_tasks.ops.binary import dolt_env
+from gastown_tasks.ops.build.binary import dolt_env
 
 PASSWORD = "remote-s3cret"
 IP = shutil.which("ip") or "/usr/sbin/ip"

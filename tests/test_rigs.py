@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from conftest import TownFixture
-from gastown_tasks.ops import server
+from gastown_tasks.ops.server import server
 
 
 def test_init_rig_while_stopped_makes_a_database_the_next_start_serves(town: TownFixture) -> None:

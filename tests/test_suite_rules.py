@@ -90,7 +90,7 @@ def test_the_dolt_under_test_is_the_pinned_build_and_the_callers_settings_stay_o
     done = run_suite(
         tmp_path,
         "import os\n"
-        "from gastown_tasks.ops.binary import cached_binary, find_dolt\n"
+        "from gastown_tasks.ops.build.binary import cached_binary, find_dolt\n"
         "def test_pinned(dolt_binary):\n"
         "    assert dolt_binary == cached_binary() == find_dolt()\n"
         "    assert not {'GT_DOLT_PORT', 'INVOKE_DOLT_PORT', 'PYTHONUNBUFFERED'} & set(os.environ)\n",

@@ -7,10 +7,11 @@ from .runner import Env
 
 
 def fix_metadata(env: Env, dry_run: bool = False) -> int:
-    from ..ops import beads, sqlclient
-    from ..ops.discovery import find_running
-    from ..ops.locking import town_lock
-    from ..ops.rigs import scan_data_dir
+    from ..ops.beads import beads
+    from ..ops.files.datadir import scan_data_dir
+    from ..ops.files.locking import town_lock
+    from ..ops.server.discovery import find_running
+    from ..ops.sql import sqlclient
 
     town, settings = env.town_and_settings()
     with town_lock(town, wait=settings.lock_wait):
@@ -34,8 +35,8 @@ def fix_metadata(env: Env, dry_run: bool = False) -> int:
 
 
 def stop_rogue(env: Env, pid: str | None = None) -> int:
-    from ..ops.rogues import stop_rogues
-    from ..ops.runfiles import parse_pid
+    from ..ops.files.runfiles import parse_pid
+    from ..ops.server.rogues import stop_rogues
 
     target = None
     if pid is not None:

@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 
 def _target(env: Env) -> tuple[DoltSettings, DoltSettings]:
     """This town's server address: the local server's real port, or a remote server."""
-    from ..ops.discovery import find_running
+    from ..ops.access.remote import is_remote
     from ..ops.errors import ServerNotRunning
-    from ..ops.remote import is_remote
+    from ..ops.server.discovery import find_running
 
     settings = env.settings()
     if is_remote(settings):
@@ -29,13 +29,13 @@ def _target(env: Env) -> tuple[DoltSettings, DoltSettings]:
 
 
 def cluster_status(env: Env, json_: bool = False) -> int:
-    from ..ops import cluster
-    from ..ops.remote import is_remote
+    from ..ops.access.remote import is_remote
+    from ..ops.cluster import cluster
 
     settings, target = _target(env)
     state = cluster.replication_state(target)
     if state["role"] and not is_remote(settings):
-        from ..ops.fencing import annotate
+        from ..ops.cluster.fencing import annotate
 
         annotate(env.town(settings), state)
     if json_:
@@ -48,8 +48,8 @@ def cluster_status(env: Env, json_: bool = False) -> int:
 
 
 def failover(env: Env, force: bool = False) -> int:
-    from ..ops.cluster import cluster_of
-    from ..ops.failover import promote_standby
+    from ..ops.cluster.cluster import cluster_of
+    from ..ops.cluster.failover import promote_standby
 
     config = cluster_of(env.settings())  # an impossible cluster is refused before anything is asked
     if config is None:
@@ -60,7 +60,7 @@ def failover(env: Env, force: bool = False) -> int:
 
 
 def demote(env: Env, epoch: str | None = None) -> int:
-    from ..ops.failover import demote_primary
+    from ..ops.cluster.failover import demote_primary
 
     new_epoch = None
     if epoch is not None:

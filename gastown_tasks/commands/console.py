@@ -21,13 +21,13 @@ def _count(n: str | None) -> int:
 
 
 def logs(env: Env, n: str | None = None, follow: bool = False, rotate: bool = False) -> int:
-    from ..ops.logfile import last_lines, tail_and_follow
+    from ..ops.files.logfile import last_lines, tail_and_follow
 
     count = _count(n)
     town, settings = env.town_and_settings()
     if rotate:
-        from ..ops import logrotate
-        from ..ops.locking import town_lock
+        from ..ops.files import logrotate
+        from ..ops.files.locking import town_lock
 
         with town_lock(town, wait=settings.lock_wait):
             done = logrotate.rotate(town, settings.log_keep)
@@ -50,8 +50,8 @@ def logs(env: Env, n: str | None = None, follow: bool = False, rotate: bool = Fa
 
 
 def sql(env: Env, rig: str | None = None, query: str | None = None) -> int:
-    from ..ops.remote import is_remote
-    from ..ops.sqlshell import remote_sql_command, run_sql, sql_command
+    from ..ops.access.remote import is_remote
+    from ..ops.access.sqlshell import remote_sql_command, run_sql, sql_command
 
     settings = env.settings()
     if is_remote(settings):

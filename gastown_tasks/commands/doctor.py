@@ -6,8 +6,8 @@ from .runner import Env
 
 
 def doctor(env: Env, fix: bool = False, port: str | None = None) -> int:
-    from ..ops import remote
-    from ..ops.doctor import examine
+    from ..ops.access import remote
+    from ..ops.doctor.doctor import examine
 
     settings = env.settings(port=port)
     if remote.is_remote(settings):

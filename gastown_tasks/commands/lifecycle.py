@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from .runner import Env
 
 if TYPE_CHECKING:  # status must not pay for importing the launcher
-    from ..ops.launch import StartResult
+    from ..ops.server.launch import StartResult
 
 
 def notes(lines: list[str]) -> None:
@@ -19,7 +19,7 @@ def notes(lines: list[str]) -> None:
 
 def describe_start(result: StartResult) -> str:
     what = "started" if result.started else "already running"
-    from ..ops.rigs import some_of
+    from ..ops.files.datadir import some_of
 
     rigs = some_of(result.databases) or "no rig databases"
     address = f"[{result.host}]" if ":" in result.host else result.host
@@ -29,8 +29,8 @@ def describe_start(result: StartResult) -> str:
 
 
 def install(env: Env, bd: bool = False, gt: bool = False) -> int:
-    from ..ops import gobuild
-    from ..ops.binary import find_dolt, identify
+    from ..ops.build import gobuild
+    from ..ops.build.binary import find_dolt, identify
 
     result = gobuild.ensure_dolt()
     how = f"built in {result.seconds:.0f}s" if result.built else "already built"
@@ -51,7 +51,7 @@ def install(env: Env, bd: bool = False, gt: bool = False) -> int:
 
 
 def _remote_guard(settings: object, what: str) -> None:
-    from ..ops.remote import refuse_if_remote
+    from ..ops.access.remote import refuse_if_remote
 
     refuse_if_remote(settings, what)
 
@@ -70,7 +70,7 @@ def cluster_outcome(result: StartResult) -> int:
 
 
 def start(env: Env, timeout: str | None = None, port: str | None = None) -> int:
-    from ..ops import server
+    from ..ops.server import server
 
     town, settings = env.town_and_settings(port=port, start_timeout=timeout)
     _remote_guard(settings, "start")
@@ -81,7 +81,7 @@ def start(env: Env, timeout: str | None = None, port: str | None = None) -> int:
 
 
 def stop(env: Env, timeout: str | None = None, port: str | None = None, force: bool = False) -> int:
-    from ..ops import server
+    from ..ops.server import server
 
     town, settings = env.town_and_settings(port=port, stop_timeout=timeout)
     _remote_guard(settings, "stop")
@@ -92,7 +92,7 @@ def stop(env: Env, timeout: str | None = None, port: str | None = None, force: b
 
 
 def restart(env: Env, timeout: str | None = None, port: str | None = None, force: bool = False) -> int:
-    from ..ops import server
+    from ..ops.server import server
 
     town, settings = env.town_and_settings(port=port, start_timeout=timeout)
     _remote_guard(settings, "restart")
@@ -105,8 +105,8 @@ def restart(env: Env, timeout: str | None = None, port: str | None = None, force
 
 
 def status_text(st: object) -> str:
-    from ..ops.rigs import some_of
-    from ..ops.serverstatus import Status
+    from ..ops.files.datadir import some_of
+    from ..ops.server.serverstatus import Status
 
     assert isinstance(st, Status)
     lines = []
@@ -126,11 +126,11 @@ def status_text(st: object) -> str:
         lines.append(f"  data dir:   {st.data_dir}")
     lines.append(f"  databases ({st.databases_source}): {some_of(list(st.databases)) or 'none'}")
     if st.health:
-        from ..ops.health import health_lines
+        from ..ops.server.health import health_lines
 
         lines.extend(health_lines(st.health))
     if st.cluster:
-        from ..ops.cluster import cluster_line
+        from ..ops.cluster.cluster import cluster_line
 
         lines.append(cluster_line(st.cluster))
     lines.extend(f"note: {note}" for note in st.notes)
@@ -138,13 +138,13 @@ def status_text(st: object) -> str:
 
 
 def status(env: Env, json_: bool = False, port: str | None = None) -> int:
-    from ..ops.remote import is_remote, remote_status
+    from ..ops.access.remote import is_remote, remote_status
 
     settings = env.settings(port=port)
     if is_remote(settings):
         st = remote_status(settings)
     else:
-        from ..ops import serverstatus
+        from ..ops.server import serverstatus
 
         town, settings = env.located(settings, port=port)
         st = serverstatus.status(town, settings)

@@ -9,8 +9,8 @@ from .runner import Env
 
 
 def watch(env: Env, interval: str | None = None, once: bool = False) -> int:
-    from ..ops.remote import refuse_if_remote
-    from ..ops.watch import supervise
+    from ..ops.access.remote import refuse_if_remote
+    from ..ops.server.watch import supervise
 
     town, settings = env.town_and_settings(watch_interval=interval)
     refuse_if_remote(settings, "watch")
@@ -18,8 +18,8 @@ def watch(env: Env, interval: str | None = None, once: bool = False) -> int:
 
 
 def backup(env: Env, rig: str | None = None, to: str | None = None) -> int:
-    from ..ops.backup import back_up
-    from ..ops.remote import refuse_if_remote
+    from ..ops.access.remote import refuse_if_remote
+    from ..ops.rigs.backup import back_up
 
     town, settings = env.town_and_settings()
     refuse_if_remote(settings, "backup")  # the local .dolt-data is not what the remote server serves
@@ -34,8 +34,8 @@ def backup(env: Env, rig: str | None = None, to: str | None = None) -> int:
 
 
 def restore(env: Env, rig: str | None = None, from_: str | None = None, as_: str | None = None) -> int:
-    from ..ops.backup import restore_rig
-    from ..ops.remote import refuse_if_remote
+    from ..ops.access.remote import refuse_if_remote
+    from ..ops.rigs.backup import restore_rig
 
     if rig is None:
         raise ConfigError("restore needs --rig NAME: the rig whose backup to restore")

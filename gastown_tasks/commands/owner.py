@@ -61,8 +61,8 @@ def _preload() -> None:
     from .. import commands, ops
 
     for package in (ops, commands):
-        for info in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{package.__name__}.{info.name}")
+        for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):  # ops/ has subpackages
+            importlib.import_module(info.name)
     for name in ("pymysql", "gzip", "json", "urllib.parse", "encodings.idna"):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)

@@ -9,7 +9,8 @@ from .runner import Env
 
 
 def list_rigs(env: Env, json_: bool = False) -> int:
-    from ..ops import remote, riglist
+    from ..ops.access import remote
+    from ..ops.rigs import riglist
 
     settings = env.settings()
     if remote.is_remote(settings):
@@ -55,7 +56,8 @@ def list_rigs(env: Env, json_: bool = False) -> int:
 
 
 def init_rig(env: Env, name: str) -> int:
-    from ..ops import remote, rigadmin
+    from ..ops.access import remote
+    from ..ops.rigs import rigadmin
 
     settings = env.settings()
     if remote.is_remote(settings):
@@ -75,8 +77,8 @@ def init_rig(env: Env, name: str) -> int:
 
 
 def migrate(env: Env, dry_run: bool = False) -> int:
-    from ..ops.migrate import migrate_town
-    from ..ops.remote import refuse_if_remote
+    from ..ops.access.remote import refuse_if_remote
+    from ..ops.rigs.migrate import migrate_town
 
     town, settings = env.town_and_settings()
     refuse_if_remote(settings, "migrate")

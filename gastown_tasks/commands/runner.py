@@ -30,7 +30,7 @@ class Env:
 
     def __init__(self, trees: Mapping[str, Any] | None = None) -> None:
         self.trees: Mapping[str, Any] = trees or {}
-        self.port: Any = None  # the town's port and where it came from (ops.gtconfig.TownPort)
+        self.port: Any = None  # the town's port and where it came from (ops.beads.gtconfig.TownPort)
 
     def tree(self, name: str) -> dict[str, Any]:
         value = self.trees.get(name)
@@ -55,9 +55,9 @@ class Env:
             return find_town(configured=settings.town_root or None)  # now as that user
 
     def located(self, settings: Any, **flags: Any) -> tuple[Any, Any]:
-        """The town, and the settings with the town's port as gt reads it (ops/gtconfig.py), unless
+        """The town, and the settings with the town's port as gt reads it (ops/beads/gtconfig.py), unless
         the command or the Invoke config names one; a remote server's port is left as configured."""
-        from ..ops import gtconfig
+        from ..ops.beads import gtconfig
 
         town = self.town(settings)
         settings, self.port = gtconfig.for_town(town, settings, self.tree("dolt"), flags)
@@ -118,7 +118,7 @@ class Visible(io.TextIOBase):
         self.stream = stream
 
     def write(self, text: str) -> int:
-        from ..ops.logfile import visible
+        from ..ops.files.logfile import visible
 
         self.stream.write(visible(text))
         return len(text)

@@ -2,6 +2,9 @@
 
 Tasks, the gt-dolt console script, other Python code and tests all call these functions.  The
 names below are imported on first use, so `import gastown_tasks.ops.errors` loads nothing else.
+Beside the base modules here (errors, settings, town, polling), each subpackage owns one thing, in
+layers, lowest first: host; files; build, sql; cluster, beads; server; rigs; doctor; access.  A part
+imports only from the layers below it (import-linter contracts in pyproject.toml, run by `invoke lint`).
 
 Imports are kept cheap, because agents run `status` and `list` all day: values are NamedTuples
 (defining a dataclass costs 0.5-0.9 ms, a NamedTuple about 0.1 ms, and a command defines about
@@ -21,20 +24,20 @@ _EXPORTS = {
     "GastownError": "errors",
     "Town": "town",
     "find_town": "town",
-    "Rig": "rigs",
-    "rigs_on_disk": "rigs",
-    "DOLT_VERSION": "binary",
-    "find_dolt": "binary",
-    "StartResult": "launch",
-    "StopResult": "server",
-    "start": "server",
-    "stop": "server",
-    "restart": "server",
-    "server_running": "server",
-    "Status": "serverstatus",
-    "status": "serverstatus",
-    "find_running": "discovery",
-    "settings_for_town": "gtconfig",
+    "Rig": "files.datadir",
+    "rigs_on_disk": "files.datadir",
+    "DOLT_VERSION": "build.binary",
+    "find_dolt": "build.binary",
+    "StartResult": "server.launch",
+    "StopResult": "server.server",
+    "start": "server.server",
+    "stop": "server.server",
+    "restart": "server.server",
+    "server_running": "server.server",
+    "Status": "server.serverstatus",
+    "status": "server.serverstatus",
+    "find_running": "server.discovery",
+    "settings_for_town": "beads.gtconfig",
 }
 
 __all__ = sorted(_EXPORTS)

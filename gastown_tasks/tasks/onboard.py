@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from invoke import Context, task
 
-from ..ops import gobuild, onboarding
+from ..ops.build import gobuild
+from ..ops.rigs import onboarding
 from .config import env_of, reports_errors, town_and_settings
 
 

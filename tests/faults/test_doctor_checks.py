@@ -18,9 +18,9 @@ from conftest import (
     spawn_fake_server,
 )
 from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, dolt_trees, end, kill_9, wait_for_sql
-from gastown_tasks.ops import server
-from gastown_tasks.ops.binary import dolt_env
-from gastown_tasks.ops.runfiles import read_pid_file, read_state
+from gastown_tasks.ops.build.binary import dolt_env
+from gastown_tasks.ops.files.runfiles import read_pid_file, read_state
+from gastown_tasks.ops.server import server
 
 pytestmark = pytest.mark.faults
 

@@ -6,9 +6,9 @@ import pytest
 
 from conftest import BAD_RIG_NAMES, TownFixture, tree
 from faultkit import assert_clean
-from gastown_tasks.ops import server
 from gastown_tasks.ops.errors import RigError
-from gastown_tasks.ops.rigadmin import init_rig
+from gastown_tasks.ops.rigs.rigadmin import init_rig
+from gastown_tasks.ops.server import server
 
 pytestmark = pytest.mark.faults
 
@@ -40,7 +40,7 @@ def test_init_rig_rejects_every_bad_name_while_the_server_runs_and_it_serves_not
 def test_rig_name_with_a_trailing_newline_is_rejected(rigged_town: TownFixture, name: str) -> None:
     """`$` in a Python regex also matches before a final newline: a name must match in full.
 
-    Fails today: ops/rigs.py RIG_NAME uses ^...$ with .match (fix: \\Z or fullmatch); the rig
+    Fails today: ops/files/datadir.py RIG_NAME uses ^...$ with .match (fix: \\Z or fullmatch); the rig
     "x\\n" gets created as a folder whose name ends in a newline.
     """
     t = rigged_town

@@ -14,9 +14,9 @@ import pytest
 
 from conftest import TownFixture, fake_dolt
 from faultkit import alive, assert_clean, audit_events, end, gt_dolt_popen, wait_until
-from gastown_tasks.ops import server
-from gastown_tasks.ops.locking import town_lock
-from gastown_tasks.ops.runfiles import read_pid_file, read_state
+from gastown_tasks.ops.files.locking import town_lock
+from gastown_tasks.ops.files.runfiles import read_pid_file, read_state
+from gastown_tasks.ops.server import server
 
 pytestmark = pytest.mark.faults
 

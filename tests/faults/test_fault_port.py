@@ -14,9 +14,9 @@ import pytest
 
 from conftest import TownFixture, cleanup_town, foreign_listener, free_port, make_town, spawn_dolt_by_hand
 from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, end, wait_for_sql
-from gastown_tasks.ops import server
 from gastown_tasks.ops.errors import PortInUse
-from gastown_tasks.ops.runfiles import read_pid_file
+from gastown_tasks.ops.files.runfiles import read_pid_file
+from gastown_tasks.ops.server import server
 
 pytestmark = pytest.mark.faults
 

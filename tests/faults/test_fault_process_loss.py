@@ -9,8 +9,8 @@ import pytest
 
 from conftest import TownFixture, first_line, spawn_fake_server
 from faultkit import alive, assert_clean, end, kill_9, wait_for_sql
-from gastown_tasks.ops import server
-from gastown_tasks.ops.runfiles import read_pid_file, read_state
+from gastown_tasks.ops.files.runfiles import read_pid_file, read_state
+from gastown_tasks.ops.server import server
 
 pytestmark = pytest.mark.faults
 

@@ -20,8 +20,8 @@ from faultkit import (
     sleeper,
     wait_for_sql,
 )
-from gastown_tasks.ops import server
-from gastown_tasks.ops.runfiles import read_pid_file, read_state
+from gastown_tasks.ops.files.runfiles import read_pid_file, read_state
+from gastown_tasks.ops.server import server
 
 pytestmark = pytest.mark.faults
 

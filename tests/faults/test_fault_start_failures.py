@@ -11,9 +11,9 @@ import pytest
 
 from conftest import TownFixture, fake_dolt
 from faultkit import IN_MOUNTS, assert_clean, end, gt_dolt_popen, wait_until
-from gastown_tasks.ops import server
 from gastown_tasks.ops.errors import StartFailed
-from gastown_tasks.ops.runfiles import read_state
+from gastown_tasks.ops.files.runfiles import read_state
+from gastown_tasks.ops.server import server
 
 pytestmark = pytest.mark.faults
 

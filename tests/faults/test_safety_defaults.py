@@ -24,8 +24,8 @@ from faultkit import (
     wait_for_sql,
     wait_until,
 )
-from gastown_tasks.ops import server
-from gastown_tasks.ops.runfiles import read_pid_file
+from gastown_tasks.ops.files.runfiles import read_pid_file
+from gastown_tasks.ops.server import server
 
 pytestmark = pytest.mark.faults
 

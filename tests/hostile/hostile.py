@@ -32,8 +32,8 @@ import pytest
 
 from conftest import GT_DOLT, TownFixture, end
 from faultkit import tree_snapshot, wait_until
-from gastown_tasks.ops import sqlclient
-from gastown_tasks.ops.binary import find_dolt
+from gastown_tasks.ops.build.binary import find_dolt
+from gastown_tasks.ops.sql import sqlclient
 
 UNSAFE = ("link-to-file", "link-to-folder", "fifo", "folder", "dev-zero")
 JUNK = ("empty", "garbage")

@@ -24,7 +24,7 @@ import pytest
 
 from conftest import GT_DOLT, TownFixture
 from faultkit import assert_clean, end, wait_until
-from gastown_tasks.ops import server
+from gastown_tasks.ops.server import server
 
 pytestmark = pytest.mark.hostile
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import TownFixture, cleanup_town, make_town, old_database
 from faultkit import alive, assert_clean
-from gastown_tasks.ops import server
+from gastown_tasks.ops.server import server
 
 pytestmark = pytest.mark.hostile
 NOBODY = 65534

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import GT_DOLT, TownFixture
 from faultkit import alive, assert_clean, wait_until
-from gastown_tasks.ops import server
+from gastown_tasks.ops.server import server
 
 pytestmark = pytest.mark.hostile
 

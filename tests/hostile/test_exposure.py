@@ -9,8 +9,8 @@ import pytest
 
 from conftest import TownFixture
 from faultkit import assert_clean
-from gastown_tasks.ops import server
-from gastown_tasks.ops.runfiles import read_pid_file
+from gastown_tasks.ops.files.runfiles import read_pid_file
+from gastown_tasks.ops.server import server
 from gastown_tasks.ops.settings import resolve_settings
 
 pytestmark = pytest.mark.hostile

@@ -21,8 +21,9 @@ import pytest
 
 from conftest import TownFixture
 from faultkit import assert_clean
-from gastown_tasks.ops import server, sqlclient
-from gastown_tasks.ops.binary import dolt_env
+from gastown_tasks.ops.build.binary import dolt_env
+from gastown_tasks.ops.server import server
+from gastown_tasks.ops.sql import sqlclient
 
 pytestmark = pytest.mark.hostile
 

@@ -22,8 +22,8 @@ import pytest
 
 from conftest import GT_DOLT, TownFixture, cleanup_town, make_town
 from faultkit import assert_clean
-from gastown_tasks.ops import server
 from gastown_tasks.ops.errors import NotOurs
+from gastown_tasks.ops.server import server
 from hostile import Accounts, User, accounts_fixture, open_folder_fixture, root_only, shared_dolt_fixture  # noqa: F401
 
 pytestmark = pytest.mark.hostile

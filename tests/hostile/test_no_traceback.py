@@ -11,7 +11,7 @@ import pytest
 
 from conftest import GT_DOLT, TownFixture, old_database
 from faultkit import assert_clean
-from gastown_tasks.ops import server
+from gastown_tasks.ops.server import server
 
 pytestmark = pytest.mark.hostile
 
@@ -100,7 +100,7 @@ IMPORTS = [
     "gastown_tasks.commands.argv",
     "gastown_tasks.commands.runner",
     "gastown_tasks.ops.settings",
-    "gastown_tasks.ops.runfiles",
+    "gastown_tasks.ops.files.runfiles",
     "psutil",
     "pymysql",
 ]

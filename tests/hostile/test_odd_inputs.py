@@ -13,8 +13,8 @@ import pytest
 
 from conftest import GT_DOLT, TownFixture
 from faultkit import assert_clean
-from gastown_tasks.ops import server
-from gastown_tasks.ops.runfiles import STATE_FILE_LIMIT
+from gastown_tasks.ops.files.runfiles import STATE_FILE_LIMIT
+from gastown_tasks.ops.server import server
 from hostile import on_a_terminal
 
 pytestmark = pytest.mark.hostile

@@ -19,8 +19,9 @@ import pytest
 
 from conftest import FAKES, TownFixture, first_line, free_port, spawn_fake_server
 from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, end, gt_dolt_popen, wait_until
-from gastown_tasks.ops import server, sqlclient
-from gastown_tasks.ops.runfiles import read_pid_file, read_state
+from gastown_tasks.ops.files.runfiles import read_pid_file, read_state
+from gastown_tasks.ops.server import server
+from gastown_tasks.ops.sql import sqlclient
 
 pytestmark = pytest.mark.hostile
 

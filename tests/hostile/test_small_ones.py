@@ -14,7 +14,7 @@ import pytest
 
 from conftest import TownFixture, tree
 from faultkit import assert_clean
-from gastown_tasks.ops import server
+from gastown_tasks.ops.server import server
 from hostile import with_project
 
 pytestmark = pytest.mark.hostile

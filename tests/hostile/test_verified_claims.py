@@ -22,9 +22,11 @@ import pytest
 
 from conftest import FAKES, TownFixture, cleanup_town, free_port, make_town, spawn_dolt_by_hand
 from faultkit import alive, assert_clean, audit_events, audited_gt_dolt, end, wait_until
-from gastown_tasks.ops import server, sqlclient, tcp
-from gastown_tasks.ops.binary import dolt_env
-from gastown_tasks.ops.runfiles import read_state
+from gastown_tasks.ops.build.binary import dolt_env
+from gastown_tasks.ops.files.runfiles import read_state
+from gastown_tasks.ops.host import tcp
+from gastown_tasks.ops.server import server
+from gastown_tasks.ops.sql import sqlclient
 from hostile import wait_answering
 
 pytestmark = pytest.mark.hostile

@@ -9,10 +9,17 @@ from typing import Any
 
 import pytest
 
-from gastown_tasks.ops.cluster import cluster_of
+from gastown_tasks.ops.cluster.cluster import cluster_of
+from gastown_tasks.ops.cluster.fencing import (
+    EPOCH_KEY,
+    FENCE_KEY,
+    ROLE_KEY,
+    fence_before_start,
+    fenced_epoch,
+    is_fenced,
+)
 from gastown_tasks.ops.errors import ClusterError, ConfigError
-from gastown_tasks.ops.fencing import EPOCH_KEY, FENCE_KEY, ROLE_KEY, fence_before_start, fenced_epoch, is_fenced
-from gastown_tasks.ops.remote import is_local_host
+from gastown_tasks.ops.host.addresses import is_local_host
 from gastown_tasks.ops.settings import resolve_settings
 from gastown_tasks.ops.town import Town
 

@@ -10,10 +10,11 @@ import pytest
 from invoke.util import yaml
 
 from gastown_tasks.commands.project import find_project, invoke_sources
-from gastown_tasks.ops import serverconfig, sqlclient
-from gastown_tasks.ops.drain import QUIET_SECONDS, Client
 from gastown_tasks.ops.errors import ConfigError
+from gastown_tasks.ops.server import serverconfig
+from gastown_tasks.ops.server.drain import QUIET_SECONDS, Client
 from gastown_tasks.ops.settings import resolve_settings
+from gastown_tasks.ops.sql import sqlclient
 from gastown_tasks.ops.town import Town
 
 TOWN = Town(Path("/towns/t"))

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gastown_tasks.ops import beadslayout, gtconfig, staging
+from gastown_tasks.ops.beads import beadslayout, gtconfig
 from gastown_tasks.ops.errors import ConfigError
+from gastown_tasks.ops.files import staging
 from gastown_tasks.ops.town import Town, find_town_root, logical_cwd
 
 

@@ -10,11 +10,11 @@ import pytest
 
 from conftest import BAD_RIG_NAMES
 from gastown_tasks.ops.errors import ConfigError, RigError
-from gastown_tasks.ops.logfile import LINE_MAX, tail_fd, visible
-from gastown_tasks.ops.onboarding import configured_rigs
-from gastown_tasks.ops.readiness import log_fields, skipped_in_log
-from gastown_tasks.ops.rigs import clashing, is_valid_rig_name, some_of, validate_rig_name
-from gastown_tasks.ops.runfiles import MAX_PID, parse_pid, parse_pid_file, parse_state
+from gastown_tasks.ops.files.datadir import clashing, is_valid_rig_name, some_of, validate_rig_name
+from gastown_tasks.ops.files.logfile import LINE_MAX, tail_fd, visible
+from gastown_tasks.ops.files.runfiles import MAX_PID, parse_pid, parse_pid_file, parse_state
+from gastown_tasks.ops.rigs.onboarding import configured_rigs
+from gastown_tasks.ops.server.readiness import log_fields, skipped_in_log
 from gastown_tasks.ops.settings import normalize_host, parse_port, resolve_settings
 
 PID_FILES = {

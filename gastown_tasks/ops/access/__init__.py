@@ -1,0 +1,1 @@
+"""Using a server rather than running it: the `sql` shell, and a server on another host."""

@@ -1,0 +1,1 @@
+"""What beads (`bd`) and Gas Town's `gt` keep in a town, read and written as they do."""

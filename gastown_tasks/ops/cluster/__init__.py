@@ -1,0 +1,1 @@
+"""Dolt's own cluster replication: its configuration, role changes, and fencing."""

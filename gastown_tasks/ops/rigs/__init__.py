@@ -1,0 +1,1 @@
+"""Rig databases as a whole: listing, creating, migrating, backing up, onboarding."""

@@ -1,0 +1,1 @@
+"""Talking to the server over the MySQL protocol."""
