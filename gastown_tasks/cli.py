@@ -13,81 +13,54 @@ import os
 import sys
 
 from ._version import __version__
-
-INTERRUPTED = 130
+from .exits import ExitCode, guarded, say_error
 
 
 def _run(args: list[str]) -> int:
-    """The whole command, imports included, inside one boundary: Ctrl-C is "interrupted", 130."""
+    """The whole command, imports included, inside the one boundary (gastown_tasks/exits.py)."""
+    return guarded(lambda: _command(args), as_json="--json" in args or "-j" in args, explain=_invoke_config_error)
+
+
+def _command(args: list[str]) -> int:
+    if args in (["--version"], ["-V"]):
+        print(f"gt-dolt {__version__}")
+        return ExitCode.OK
+    from pathlib import Path
+
+    from .commands.argv import help_first, parse
+    from .commands.project import find_project, invoke_sources, untrusted_invoke_files
+
+    as_json = "--json" in args or "-j" in args
     try:
-        if args in (["--version"], ["-V"]):
-            print(f"gt-dolt {__version__}")
-            return 0
-        from pathlib import Path
-
-        from .commands.argv import help_first, parse
-        from .commands.project import find_project, invoke_sources, untrusted_invoke_files
-
-        as_json = "--json" in args or "-j" in args
-        try:
-            here = Path(os.getcwd())
-        except OSError as exc:
-            return _fail(f"cannot read the current folder: {exc.strerror}; cd into your town, then retry", 4, as_json)
-        refused = untrusted_invoke_files()
-        if refused:
-            return _fail(f"not reading Invoke's configuration: {'; '.join(refused)}; fix that, then retry", 2, as_json)
-        args = help_first(args)
-        parsed = parse(args)
-        project = find_project(here)
-        for warning in project.warnings:
-            print(warning, file=sys.stderr)
-        if parsed is not None and not invoke_sources(project):
-            from .commands.runner import Env, run
-
-            return run(parsed.command, Env(), parsed.options)
-        from .tasks.program import run_invoke
-
-        return run_invoke(args, project.root, parsed is not None)
-    except BrokenPipeError:
-        from .commands.runner import quiet_broken_pipe
-
-        return quiet_broken_pipe()
+        here = Path(os.getcwd())
     except OSError as exc:
-        return _os_error(exc)
-    except BaseException as exc:
-        if not interrupted(exc):
-            raise
-        print("interrupted", file=sys.stderr)
-        return INTERRUPTED
+        message = f"cannot read the current folder: {exc.strerror}; cd into your town, then retry"
+        return say_error(message, ExitCode.NOT_IN_TOWN, as_json)
+    refused = untrusted_invoke_files()
+    if refused:
+        message = f"not reading Invoke's configuration: {'; '.join(refused)}; fix that, then retry"
+        return say_error(message, ExitCode.CONFIG, as_json)
+    args = help_first(args)
+    parsed = parse(args)
+    project = find_project(here)
+    for warning in project.warnings:
+        print(warning, file=sys.stderr)
+    if parsed is not None and not invoke_sources(project):
+        from .commands.runner import Env, run
+
+        return run(parsed.command, Env(), parsed.options)
+    from .tasks.program import run_invoke
+
+    return run_invoke(args, project.root, parsed is not None)
 
 
-def _os_error(exc: OSError) -> int:
-    """A bare OSError outside the command's own boundary: a working folder whose path is too long
-    for the system, or the output itself (a full disk behind `>`)."""
-    import contextlib
+def _invoke_config_error(exc: BaseException) -> str | None:
+    """Invoke's own configuration errors, when Invoke ran at all: a bad configuration (exit 2)."""
+    if "invoke" not in sys.modules:
+        return None
+    from .tasks.config import config_error_message
 
-    from .commands.runner import os_error_line
-
-    with contextlib.suppress(OSError):
-        print(f"error: {os_error_line(exc)}"[:2000], file=sys.stderr)
-    return 1
-
-
-def _fail(message: str, code: int, as_json: bool) -> int:
-    from .commands.runner import say_error
-
-    return say_error(message, code, as_json)
-
-
-def interrupted(exc: BaseException | None) -> bool:
-    """Ctrl-C, also when Python wrapped it (a KeyboardInterrupt inside a class body's __set_name__
-    surfaces as a RuntimeError caused by it)."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
+    return config_error_message(exc)
 
 
 def main() -> None:
@@ -98,20 +71,5 @@ def main() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: a late Ctrl-C changes nothing
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        from .commands.runner import quiet_broken_pipe
-
-        code = code or quiet_broken_pipe()
-    except OSError as exc:
-        code = code or _os_error(exc)
-    if "invoke" in sys.modules:  # a project's tasks.py ran: its exit handlers are its own
-        sys.exit(code)
-    import contextlib
-
-    with contextlib.suppress(OSError):
-        sys.stderr.flush()
-    # Nothing of ours runs at exit, and tearing down the ~200 modules a command imported costs
-    # more than a fifth of a `status`.
-    os._exit(code)
+    flushed = guarded(lambda: 0)  # the output's last flush (a closed pipe, a full disk), inside the boundary
+    sys.exit(code or flushed)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import privilege
-from .errors import RigError, UnsafeFile
+from .errors import ExitCode, RigError, UnsafeFile
 from .town import Town
 
 RIG_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")  # always fullmatch: `$` allows a "\n"
@@ -179,10 +179,12 @@ def validate_rig_name(name: object) -> str:
         raise RigError(
             f"invalid rig name {name!r}: use 1-64 letters, digits, '_' or '-', "
             f"not starting with '-' (for example: gastown){asking}",
-            exit_code=2,
+            exit_code=ExitCode.CONFIG,
         )
     if name.lower() in RESERVED:
-        raise RigError(f"invalid rig name {name!r}: the server reserves it; choose another name", exit_code=2)
+        raise RigError(
+            f"invalid rig name {name!r}: the server reserves it; choose another name", exit_code=ExitCode.CONFIG
+        )
     return name
 
 

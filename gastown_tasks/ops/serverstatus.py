@@ -13,14 +13,19 @@ from typing import Any, Literal, NamedTuple
 
 from . import backuprecords, procs, sqlclient
 from .discovery import Via, found_notes, observe
-from .errors import AccessDenied, GastownError, Remedy, SqlFailure
+from .errors import AccessDenied, ExitCode, GastownError, Remedy, SqlFailure
 from .health import measure_on
 from .rigs import scan_data_dir, some_of
 from .runfiles import iso_time
 from .settings import DoltSettings
 from .town import Town
 
-RUNNING, STALE_PID_FILE, STOPPED, DENIED = 0, 1, 3, AccessDenied.exit_code
+RUNNING, STALE_PID_FILE, STOPPED, DENIED = (
+    ExitCode.OK,
+    ExitCode.STALE_PID_FILE,
+    ExitCode.NOT_RUNNING,
+    AccessDenied.exit_code,
+)
 SqlState = Literal["answering", "not answering", "refused credentials"]
 
 

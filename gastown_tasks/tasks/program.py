@@ -3,13 +3,13 @@
 Inside a project with a tasks.py that adds our collection, `gt-dolt <command>` runs exactly as
 `invoke <collection>.<command>` does there (the same collection, invoke.yaml and code-set
 configuration).  Otherwise gt-dolt is Invoke's bundled-namespace program for the dolt collection,
-reading the invoke.yaml beside the nearest tasks.py, as `invoke` would.  Ctrl-C anywhere is
-"interrupted" (130) and Invoke's own configuration errors are one line (exit 2).
+reading the invoke.yaml beside the nearest tasks.py, as `invoke` would.  Each of Invoke's phases
+runs inside the package's one boundary (gastown_tasks/exits.py): Ctrl-C anywhere is "interrupted"
+(130) and Invoke's own configuration errors are one line (exit 2).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,14 +19,24 @@ from invoke import Program
 from invoke.exceptions import Exit
 
 from .._version import __version__
-from ..commands.runner import INTERRUPTED
 from ..commands.surface import BY_NAME, DEFAULT
+from ..exits import interrupted
 from ..ops.errors import ConfigError
 from . import dolt
-from .config import config_error_message, install_config_error_hook
+from .config import config_error_message, guard_phase, json_asked
+
+
+class Unloadable(Exception):
+    """The project's tasks.py failed for a reason of its own (not its configuration, not Ctrl-C)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class GtDoltProgram(Program):
+    gastown_guarded = True  # add_dolt() leaves this program's phases alone: they are guarded here
+
     def __init__(self, project: Path | None, run_command: bool) -> None:
         # A project is loaded as Invoke loads it only to run a command; help and lists are ours.
         self.project = project
@@ -41,24 +51,15 @@ class GtDoltProgram(Program):
         self.prefix = ""
 
     def _guard(self, step: Callable[[], None]) -> None:
-        try:
-            step()
-        except KeyboardInterrupt:
-            raise Exit("interrupted", code=INTERRUPTED) from None
-        except ConfigError as exc:
-            self._config_error(str(exc))
-        except Exit:
-            raise
-        except Exception as exc:
-            message = config_error_message(exc)
-            if message is None:
-                raise
-            self._config_error(message)
+        guard_phase(step, json_asked())
 
-    def _config_error(self, message: str) -> None:
-        if "--json" in sys.argv or "-j" in sys.argv[1:]:
-            print(json.dumps({"error": message, "exit_code": 2}))
-        raise Exit(f"error: {message}", code=2)
+    def _load_collection(self) -> None:
+        try:
+            super().parse_collection()
+        except Exception as exc:
+            if isinstance(exc, ConfigError | Exit) or interrupted(exc) or config_error_message(exc) is not None:
+                raise
+            raise Unloadable(exc) from exc
 
     def create_config(self) -> None:
         self._guard(super().create_config)
@@ -68,10 +69,9 @@ class GtDoltProgram(Program):
 
     def parse_collection(self) -> None:
         try:
-            self._guard(super().parse_collection)
-        except Exit:
-            raise
-        except Exception as exc:  # a tasks.py that does not import: say so, run ours without it
+            self._guard(self._load_collection)
+        except Unloadable as failed:  # a tasks.py that does not import: say so, run ours without it
+            exc = failed.error
             print(
                 f"gt-dolt: cannot load the tasks.py in {self.project}: {type(exc).__name__}: {exc}; "
                 "running gt-dolt's own commands without its configuration",
@@ -136,7 +136,6 @@ Exit codes: 0 ok (status: running), 1 failed (status: stale pid file),
 
 
 def run_invoke(args: list[str], project: Path | None, run_command: bool) -> int:
-    install_config_error_hook()
     program = GtDoltProgram(project, run_command)
     try:
         program.run(["gt-dolt", *args])
