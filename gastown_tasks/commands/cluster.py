@@ -16,10 +16,9 @@ def _target(env: Env) -> tuple[DoltSettings, DoltSettings]:
     """This town's server address: the local server's real port, or a remote server."""
     from ..ops.discovery import find_running
     from ..ops.errors import ServerNotRunning
-    from ..ops.remote import is_remote
 
     settings = env.settings()
-    if is_remote(settings):
+    if env.remote:
         return settings, settings
     town, settings = env.located(settings)  # the town's port as gt reads it
     running = find_running(town, settings)[0]
@@ -30,11 +29,10 @@ def _target(env: Env) -> tuple[DoltSettings, DoltSettings]:
 
 def cluster_status(env: Env, json_: bool = False) -> int:
     from ..ops import cluster
-    from ..ops.remote import is_remote
 
     settings, target = _target(env)
     state = cluster.replication_state(target)
-    if state["role"] and not is_remote(settings):
+    if state["role"] and not env.remote:
         from ..ops.fencing import annotate
 
         annotate(env.town(settings), state)

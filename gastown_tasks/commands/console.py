@@ -50,11 +50,10 @@ def logs(env: Env, n: str | None = None, follow: bool = False, rotate: bool = Fa
 
 
 def sql(env: Env, rig: str | None = None, query: str | None = None) -> int:
-    from ..ops.remote import is_remote
     from ..ops.sqlshell import remote_sql_command, run_sql, sql_command
 
     settings = env.settings()
-    if is_remote(settings):
+    if env.remote:
         command = remote_sql_command(settings, rig, query)
     else:
         command = sql_command(*env.located(settings), rig=rig, query=query)

@@ -10,7 +10,7 @@ def doctor(env: Env, fix: bool = False, port: str | None = None) -> int:
     from ..ops.doctor import examine
 
     settings = env.settings(port=port)
-    if remote.is_remote(settings):
+    if env.remote:
         checks = remote.checks(settings)
         for check in checks:
             print(check.line())

@@ -50,12 +50,6 @@ def install(env: Env, bd: bool = False, gt: bool = False) -> int:
     return 0
 
 
-def _remote_guard(settings: object, what: str) -> None:
-    from ..ops.remote import refuse_if_remote
-
-    refuse_if_remote(settings, what)
-
-
 def cluster_outcome(result: StartResult) -> int:
     """A clustered server's role after start, said; exit 7 when it runs fenced (read-only), 8 when
     Dolt put it in detected_broken_config: it runs, but cannot take the writes its role needs."""
@@ -73,7 +67,6 @@ def start(env: Env, timeout: str | None = None, port: str | None = None) -> int:
     from ..ops import server
 
     town, settings = env.town_and_settings(port=port, start_timeout=timeout)
-    _remote_guard(settings, "start")
     result = server.start(town, settings, echo=print)
     notes(env.start_notes(result.started) + result.notes)
     print(describe_start(result))
@@ -84,7 +77,6 @@ def stop(env: Env, timeout: str | None = None, port: str | None = None, force: b
     from ..ops import server
 
     town, settings = env.town_and_settings(port=port, stop_timeout=timeout)
-    _remote_guard(settings, "stop")
     result = server.stop(town, settings, force=force, echo=print)
     notes(result.notes)
     print(f"dolt sql-server stopped (pid {result.pid})" if result.was_running else "dolt sql-server is not running")
@@ -95,7 +87,6 @@ def restart(env: Env, timeout: str | None = None, port: str | None = None, force
     from ..ops import server
 
     town, settings = env.town_and_settings(port=port, start_timeout=timeout)
-    _remote_guard(settings, "restart")
     stopped, started = server.restart(town, settings, force=force, echo=print)
     notes(env.start_notes(True) + started.notes)
     if stopped.was_running:
@@ -138,10 +129,10 @@ def status_text(st: object) -> str:
 
 
 def status(env: Env, json_: bool = False, port: str | None = None) -> int:
-    from ..ops.remote import is_remote, remote_status
+    from ..ops.remote import remote_status
 
     settings = env.settings(port=port)
-    if is_remote(settings):
+    if env.remote:
         st = remote_status(settings)
     else:
         from ..ops import serverstatus

@@ -9,20 +9,16 @@ from .runner import Env
 
 
 def watch(env: Env, interval: str | None = None, once: bool = False) -> int:
-    from ..ops.remote import refuse_if_remote
     from ..ops.watch import supervise
 
     town, settings = env.town_and_settings(watch_interval=interval)
-    refuse_if_remote(settings, "watch")
     return supervise(town, settings, settings.watch_interval, once=once)
 
 
 def backup(env: Env, rig: str | None = None, to: str | None = None) -> int:
     from ..ops.backup import back_up
-    from ..ops.remote import refuse_if_remote
 
     town, settings = env.town_and_settings()
-    refuse_if_remote(settings, "backup")  # the local .dolt-data is not what the remote server serves
     report = back_up(town, settings, rig=rig, to=to)
     for done in report.done:
         print(f"backed up rig {done.rig} to {done.url} through {done.through} in {done.seconds:.2f}s")
@@ -35,12 +31,10 @@ def backup(env: Env, rig: str | None = None, to: str | None = None) -> int:
 
 def restore(env: Env, rig: str | None = None, from_: str | None = None, as_: str | None = None) -> int:
     from ..ops.backup import restore_rig
-    from ..ops.remote import refuse_if_remote
 
     if rig is None:
         raise ConfigError("restore needs --rig NAME: the rig whose backup to restore")
     town, settings = env.town_and_settings()
-    refuse_if_remote(settings, "restore")
     done = restore_rig(town, settings, rig, source=from_, name=as_)
     for note in done.notes:
         print(f"note: {note}")

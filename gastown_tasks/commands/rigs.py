@@ -12,7 +12,7 @@ def list_rigs(env: Env, json_: bool = False) -> int:
     from ..ops import remote, riglist
 
     settings = env.settings()
-    if remote.is_remote(settings):
+    if env.remote:
         served = remote.databases(settings)
         if json_:
             print(
@@ -58,7 +58,7 @@ def init_rig(env: Env, name: str) -> int:
     from ..ops import remote, rigadmin
 
     settings = env.settings()
-    if remote.is_remote(settings):
+    if env.remote:
         remote.create_rig(settings, name)
         print(f"created rig {name} on the remote server at {settings.address} (served now)")
         return 0
@@ -76,10 +76,8 @@ def init_rig(env: Env, name: str) -> int:
 
 def migrate(env: Env, dry_run: bool = False) -> int:
     from ..ops.migrate import migrate_town
-    from ..ops.remote import refuse_if_remote
 
     town, settings = env.town_and_settings()
-    refuse_if_remote(settings, "migrate")
     report = migrate_town(town, settings, dry_run=dry_run)
     done = len(report.planned if dry_run else report.moved)
     if not (done or report.skipped):

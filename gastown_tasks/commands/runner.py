@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..exits import guarded
-from .surface import Command
+from .surface import LOCAL, WORK_REMOTELY, Command
 
 
 class Env:
@@ -25,6 +25,16 @@ class Env:
     def __init__(self, trees: Mapping[str, Any] | None = None) -> None:
         self.trees: Mapping[str, Any] = trees or {}
         self.port: Any = None  # the town's port and where it came from (ops.gtconfig.TownPort)
+        self._remote: bool | None = None
+
+    @property
+    def remote(self) -> bool:
+        """The town's server is on another host (dolt.host, names resolved): decided once a command."""
+        if self._remote is None:
+            from ..ops.remote import is_remote
+
+            self._remote = is_remote(self.settings())
+        return self._remote
 
     def tree(self, name: str) -> dict[str, Any]:
         value = self.trees.get(name)
@@ -139,6 +149,20 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
+def within_reach(command: Command, env: Env) -> None:
+    """A command of this machine's server (the table's LOCAL) is refused, exit 5, when the town's
+    server is remote: the local files are not what that server serves."""
+    if command.reach == LOCAL and env.remote:
+        from ..ops.errors import RemoteServer
+
+        raise RemoteServer.refuses(command.name, env.settings().address, WORK_REMOTELY)
+
+
 def run(command: Command, env: Env, options: Mapping[str, Any]) -> int:
-    """Call the command's handler; every outcome is an exit code."""
-    return run_guarded(lambda: handler_of(command)(env, **options), bool(options.get("json_")))
+    """Call the command's handler, within its reach; every outcome is an exit code."""
+
+    def call() -> Any:
+        within_reach(command, env)
+        return handler_of(command)(env, **options)
+
+    return run_guarded(call, bool(options.get("json_")))

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+LOCAL = "local"  # this machine's server and town files only: refused (exit 5) when the server is remote
+ANYWHERE = "anywhere"  # works when the town's server is on another host (dolt.host)
+REACHES = (LOCAL, ANYWHERE)
+
 PORT = "TCP port (default: dolt.port, else the town's, as gt reads it: docs/gastown.md)"
 
 
@@ -38,6 +42,7 @@ class Command(NamedTuple):
     doc: str  # first line: the summary `--list` shows; then details and examples
     options: tuple[Option, ...] = ()
     default: bool = False
+    reach: str = ""  # LOCAL or ANYWHERE: every command says which (the runner refuses LOCAL ones remotely)
 
     @property
     def function(self) -> str:
@@ -77,6 +82,7 @@ COMMANDS: tuple[Command, ...] = (
             Option("bd", "Also build beads' bd (v1.0.0) into the cache", flag=True),
             Option("gt", "Also build Gas Town's gt (v1.0.0) into the cache", flag=True),
         ),
+        reach=ANYWHERE,  # builds Dolt on this machine; no server involved
     ),
     Command(
         "start",
@@ -88,6 +94,7 @@ COMMANDS: tuple[Command, ...] = (
           gt-dolt start --port 3308 --timeout 120
         """,
         (_timeout("Seconds to wait for the server to answer (default: dolt.start_timeout, 60)"), Option("port", PORT)),
+        reach=LOCAL,
     ),
     Command(
         "stop",
@@ -104,6 +111,7 @@ COMMANDS: tuple[Command, ...] = (
             Option("port", PORT),
             Option("force", "Skip waiting for busy clients to finish", flag=True),
         ),
+        reach=LOCAL,
     ),
     Command(
         "restart",
@@ -119,6 +127,7 @@ COMMANDS: tuple[Command, ...] = (
             Option("port", PORT),
             Option("force", "Skip waiting for busy clients to finish", flag=True),
         ),
+        reach=LOCAL,
     ),
     Command(
         "status",
@@ -134,6 +143,7 @@ COMMANDS: tuple[Command, ...] = (
             Option("port", PORT),
         ),
         default=True,
+        reach=ANYWHERE,  # asks the remote server
     ),
     Command(
         "logs",
@@ -150,6 +160,7 @@ COMMANDS: tuple[Command, ...] = (
             Option("follow", "Keep printing new lines; Ctrl-C ends", flag=True),
             Option("rotate", "Compress the log into dolt.log.1.gz (keeping dolt.log_keep) and truncate it", flag=True),
         ),
+        reach=LOCAL,  # daemon/dolt.log is this machine's server's log; a remote server's is on its host
     ),
     Command(
         "sql",
@@ -164,6 +175,7 @@ COMMANDS: tuple[Command, ...] = (
             Option("rig", "Database to use (default: hq, else the first rig)"),
             Option("query", "Run this one query, print the result and exit (non-zero on an SQL error)"),
         ),
+        reach=ANYWHERE,  # a client against the remote server
     ),
     Command(
         "list",
@@ -175,6 +187,7 @@ COMMANDS: tuple[Command, ...] = (
           gt-dolt list --json
         """,
         (Option("json_", "Print a JSON list of {name, path, served, linked, beads}", flag=True),),
+        reach=ANYWHERE,  # what the remote server serves
     ),
     Command(
         "init-rig",
@@ -185,6 +198,7 @@ COMMANDS: tuple[Command, ...] = (
           gt-dolt init-rig gastown
         """,
         (Option("name", "Rig name: letters, digits, _ and -, up to 64", positional=True),),
+        reach=ANYWHERE,  # CREATE DATABASE through the remote server
     ),
     Command(
         "migrate",
@@ -196,6 +210,7 @@ COMMANDS: tuple[Command, ...] = (
           gt-dolt stop && gt-dolt migrate && gt-dolt start
         """,
         (Option("dry_run", "Show the plan, with sizes; change nothing", flag=True),),
+        reach=LOCAL,  # moves this machine's files into its .dolt-data
     ),
     Command(
         "doctor",
@@ -210,6 +225,7 @@ COMMANDS: tuple[Command, ...] = (
             Option("fix", "Apply the safe fixes first (run files); nothing else changes", flag=True),
             Option("port", PORT),
         ),
+        reach=ANYWHERE,  # checks reachability, credentials and latency
     ),
     Command(
         "fix-metadata",
@@ -221,6 +237,7 @@ COMMANDS: tuple[Command, ...] = (
           gt-dolt fix-metadata
         """,
         (Option("dry_run", "Print what would change; write nothing", flag=True),),
+        reach=LOCAL,  # reads the rigs from this machine's .dolt-data and its running server
     ),
     Command(
         "stop-rogue",
@@ -232,6 +249,7 @@ COMMANDS: tuple[Command, ...] = (
           gt-dolt stop-rogue --pid 4242
         """,
         (Option("pid", "Only this process (it must be a rogue server of this town)"),),
+        reach=ANYWHERE,  # local processes serving the town's folders, whichever server the town uses
     ),
     Command(
         "watch",
@@ -247,6 +265,7 @@ COMMANDS: tuple[Command, ...] = (
             Option("interval", "Seconds between checks (default: dolt.watch_interval, 10)"),
             Option("once", "Check once, restart if needed, exit with the status code", flag=True),
         ),
+        reach=LOCAL,
     ),
     Command(
         "backup",
@@ -261,6 +280,7 @@ COMMANDS: tuple[Command, ...] = (
             Option("rig", "Only this rig"),
             Option("to", "Any URL Dolt accepts (one rig); default file://<town>/.dolt-backup/<rig>"),
         ),
+        reach=LOCAL,  # backs up this machine's .dolt-data, not what the remote server serves
     ),
     Command(
         "restore",
@@ -276,6 +296,7 @@ COMMANDS: tuple[Command, ...] = (
             Option("from_", "Backup URL (default: file://<town>/.dolt-backup/<rig>)"),
             Option("as_", "Restore under this rig name (default: the same name)"),
         ),
+        reach=LOCAL,  # restores into this machine's .dolt-data
     ),
     Command(
         "cluster-status",
@@ -287,6 +308,7 @@ COMMANDS: tuple[Command, ...] = (
           gt-dolt cluster-status --json
         """,
         (Option("json_", "Print one JSON object", flag=True),),
+        reach=ANYWHERE,  # asks the remote server
     ),
     Command(
         "failover",
@@ -299,6 +321,7 @@ COMMANDS: tuple[Command, ...] = (
           gt-dolt failover --force
         """,
         (Option("force", "Take over although writes may be lost (says which)", flag=True),),
+        reach=ANYWHERE,  # through the remote server
     ),
     Command(
         "demote",
@@ -310,8 +333,10 @@ COMMANDS: tuple[Command, ...] = (
           gt-dolt demote --epoch 7
         """,
         (Option("epoch", "The epoch to demote at (default: the current one plus one)"),),
+        reach=ANYWHERE,  # through the remote server
     ),
 )
 
 BY_NAME = {command.name: command for command in COMMANDS}
+WORK_REMOTELY = [command.name for command in COMMANDS if command.reach == ANYWHERE]
 DEFAULT = next(command for command in COMMANDS if command.default)

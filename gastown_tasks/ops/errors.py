@@ -151,10 +151,12 @@ class RemoteServer(GastownError):
     exit_code = ExitCode.REMOTE
 
     @classmethod
-    def refuses(cls, what: str, where: str) -> RemoteServer:
+    def refuses(cls, what: str, where: str, usable: list[str]) -> RemoteServer:
+        """`usable`: the commands that do work against a remote server (the command table says which)."""
+        listed = ", ".join(usable[:-1]) + f" and {usable[-1]}" if len(usable) > 1 else "".join(usable)
         return cls(
             f"the server at {where} is remote: {what} manages only a server on this machine; "
-            "manage it on its host (status, list, sql, init-rig and doctor work from here)"
+            f"manage it on its host ({listed} work from here)"
         )
 
 

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import sqlclient
-from .errors import AccessDenied, GastownError, RemoteServer
+from .errors import AccessDenied, GastownError
 from .settings import DoltSettings
 
 if TYPE_CHECKING:  # status and cluster are imported by the commands that use them, not by every `is_remote`
@@ -79,11 +79,6 @@ def is_local_host(host: str) -> bool:
 def is_remote(settings: DoltSettings) -> bool:
     """The host is neither loopback nor one of this machine's addresses (names are resolved)."""
     return not settings.is_loopback and not is_local_host(settings.host)
-
-
-def refuse_if_remote(settings: Any, what: str) -> None:
-    if isinstance(settings, DoltSettings) and is_remote(settings):
-        raise RemoteServer.refuses(what, settings.address)
 
 
 def latency_ms(settings: DoltSettings) -> float:
