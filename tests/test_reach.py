@@ -13,7 +13,8 @@ import pytest
 
 from conftest import GT_DOLT, TownFixture, make_town, tree
 from faultkit import assert_clean
-from gastown_tasks.commands.surface import ANYWHERE, COMMANDS, LOCAL, WORK_REMOTELY
+from gastown_tasks.commands import COMMANDS, WORK_REMOTELY
+from gastown_tasks.commands.surface import ANYWHERE, LOCAL
 
 REMOTE = {"GT_DOLT_HOST": "192.0.2.1", "GT_DOLT_PASSWORD": "x"}
 LOCAL_ONLY = [command.name for command in COMMANDS if command.reach == LOCAL]

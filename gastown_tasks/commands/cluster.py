@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..ops.errors import ConfigError
 from .runner import Env
+from .surface import ANYWHERE, Option, command
 
 if TYPE_CHECKING:
     from ..ops.settings import DoltSettings
@@ -27,7 +28,18 @@ def _target(env: Env) -> tuple[DoltSettings, DoltSettings]:
     return settings, settings.with_overrides(port=running.port)
 
 
+@command(
+    "cluster-status",
+    options=(Option("json_", "Print one JSON object", flag=True),),
+    reach=ANYWHERE,  # asks the remote server
+)
 def cluster_status(env: Env, json_: bool = False) -> int:
+    """Show this server's cluster role and epoch, and replication to each standby.
+
+    Examples:
+      gt-dolt cluster-status
+      gt-dolt cluster-status --json
+    """
     from ..ops import cluster
 
     settings, target = _target(env)
@@ -45,7 +57,19 @@ def cluster_status(env: Env, json_: bool = False) -> int:
     return 0
 
 
+@command(
+    "failover",
+    options=(Option("force", "Take over although writes may be lost (says which)", flag=True),),
+    reach=ANYWHERE,  # through the remote server
+)
 def failover(env: Env, force: bool = False) -> int:
+    """On a standby: take over as primary at a higher epoch, once the old primary is demoted or gone.
+
+    Refuses while the primary is alive and not demoted, or while this standby lags; --force
+    accepts the loss and says what it loses.  Examples:
+      gt-dolt failover
+      gt-dolt failover --force
+    """
     from ..ops.cluster import cluster_of
     from ..ops.failover import promote_standby
 
@@ -57,7 +81,18 @@ def failover(env: Env, force: bool = False) -> int:
     return 0
 
 
+@command(
+    "demote",
+    options=(Option("epoch", "The epoch to demote at (default: the current one plus one)"),),
+    reach=ANYWHERE,  # through the remote server
+)
 def demote(env: Env, epoch: str | None = None) -> int:
+    """On a primary: become a standby at a higher epoch (waits for the standbys to catch up).
+
+    Examples:
+      gt-dolt demote
+      gt-dolt demote --epoch 7
+    """
     from ..ops.failover import demote_primary
 
     new_epoch = None

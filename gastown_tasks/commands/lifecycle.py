@@ -7,9 +7,14 @@ import sys
 from typing import TYPE_CHECKING
 
 from .runner import Env
+from .surface import ANYWHERE, LOCAL, PORT, Option, command
 
 if TYPE_CHECKING:  # status must not pay for importing the launcher
     from ..ops.launch import StartResult
+
+
+def _timeout(what: str) -> Option:
+    return Option("timeout", what)
 
 
 def notes(lines: list[str]) -> None:
@@ -28,7 +33,22 @@ def describe_start(result: StartResult) -> str:
     )
 
 
+@command(
+    "install",
+    options=(
+        Option("bd", "Also build beads' bd (v1.0.0) into the cache", flag=True),
+        Option("gt", "Also build Gas Town's gt (v1.0.0) into the cache", flag=True),
+    ),
+    reach=ANYWHERE,  # builds Dolt on this machine; no server involved
+)
 def install(env: Env, bd: bool = False, gt: bool = False) -> int:
+    """Build the pinned Dolt into the cache (skipped when already built).
+
+    Says which dolt `start` will run when it is not this build (dolt.binary, or a dolt on PATH).
+    Examples:
+      gt-dolt install
+      gt-dolt install --bd --gt # also build beads' bd and Gas Town's gt, which the tests drive
+    """
     from ..ops import gobuild
     from ..ops.binary import find_dolt, identify
 
@@ -63,7 +83,21 @@ def cluster_outcome(result: StartResult) -> int:
     return standing.exit_code
 
 
+@command(
+    "start",
+    options=(
+        _timeout("Seconds to wait for the server to answer (default: dolt.start_timeout, 60)"),
+        Option("port", PORT),
+    ),
+    reach=LOCAL,
+)
 def start(env: Env, timeout: str | None = None, port: str | None = None) -> int:
+    """Start the server and return once it answers SQL and serves every rig (no-op when running).
+
+    Examples:
+      gt-dolt start
+      gt-dolt start --port 3308 --timeout 120
+    """
     from ..ops import server
 
     town, settings = env.town_and_settings(port=port, start_timeout=timeout)
@@ -73,7 +107,23 @@ def start(env: Env, timeout: str | None = None, port: str | None = None) -> int:
     return cluster_outcome(result)
 
 
+@command(
+    "stop",
+    options=(
+        _timeout("Seconds to wait after SIGTERM before SIGKILL (default: dolt.stop_timeout, 30)"),
+        Option("port", PORT),
+        Option("force", "Skip waiting for busy clients to finish", flag=True),
+    ),
+    reach=LOCAL,
+)
 def stop(env: Env, timeout: str | None = None, port: str | None = None, force: bool = False) -> int:
+    """Stop this town's server, ours or started by hand (no-op when stopped).
+
+    Waits for busy clients first (up to dolt.drain_timeout), then SIGTERM; SIGKILL only after
+    --timeout.  Examples:
+      gt-dolt stop
+      gt-dolt stop --force      # do not wait for clients
+    """
     from ..ops import server
 
     town, settings = env.town_and_settings(port=port, stop_timeout=timeout)
@@ -83,7 +133,22 @@ def stop(env: Env, timeout: str | None = None, port: str | None = None, force: b
     return 0
 
 
+@command(
+    "restart",
+    options=(
+        _timeout("Seconds to wait for the server to answer after the restart"),
+        Option("port", PORT),
+        Option("force", "Skip waiting for busy clients to finish", flag=True),
+    ),
+    reach=LOCAL,
+)
 def restart(env: Env, timeout: str | None = None, port: str | None = None, force: bool = False) -> int:
+    """Stop the server if it runs, then start it; refuses before stopping if the start would fail.
+
+    Examples:
+      gt-dolt restart
+      gt-dolt restart --port 3308   # move the town to another port (gt follows: config.yaml)
+    """
     from ..ops import server
 
     town, settings = env.town_and_settings(port=port, start_timeout=timeout)
@@ -128,7 +193,22 @@ def status_text(st: object) -> str:
     return "\n".join(lines)
 
 
+@command(
+    "status",
+    options=(
+        Option("json_", 'Print one JSON object (errors too: {"error": ..., "exit_code": ...})', flag=True),
+        Option("port", PORT),
+    ),
+    default=True,
+    reach=ANYWHERE,  # asks the remote server
+)
 def status(env: Env, json_: bool = False, port: str | None = None) -> int:
+    """Show whether the server runs: exit 0 running, 1 stale pid file, 3 stopped, 4 no town, 6 refused.
+
+    Also what `gt-dolt` alone runs.  Examples:
+      gt-dolt status
+      gt-dolt status --json
+    """
     from ..ops.remote import remote_status
 
     settings = env.settings(port=port)

@@ -6,9 +6,21 @@ import json
 import sys
 
 from .runner import Env
+from .surface import ANYWHERE, LOCAL, Option, command
 
 
+@command(
+    "list",
+    options=(Option("json_", "Print a JSON list of {name, path, served, linked, beads}", flag=True),),
+    reach=ANYWHERE,  # what the remote server serves
+)
 def list_rigs(env: Env, json_: bool = False) -> int:
+    """List the rig databases in .dolt-data, whether the server serves them, and whose beads name them.
+
+    Examples:
+      gt-dolt list
+      gt-dolt list --json
+    """
     from ..ops import remote, riglist
 
     settings = env.settings()
@@ -54,7 +66,17 @@ def list_rigs(env: Env, json_: bool = False) -> int:
     return 0
 
 
+@command(
+    "init-rig",
+    options=(Option("name", "Rig name: letters, digits, _ and -, up to 64", positional=True),),
+    reach=ANYWHERE,  # CREATE DATABASE through the remote server
+)
 def init_rig(env: Env, name: str) -> int:
+    """Create a rig database (through the server when it runs, so it is served at once).
+
+    Examples:
+      gt-dolt init-rig gastown
+    """
     from ..ops import remote, rigadmin
 
     settings = env.settings()
@@ -74,7 +96,18 @@ def init_rig(env: Env, name: str) -> int:
     return 0
 
 
+@command(
+    "migrate",
+    options=(Option("dry_run", "Show the plan, with sizes; change nothing", flag=True),),
+    reach=LOCAL,  # moves this machine's files into its .dolt-data
+)
 def migrate(env: Env, dry_run: bool = False) -> int:
+    """Move databases from the old .beads/dolt/beads layout into .dolt-data/<rig>.
+
+    Examples:
+      gt-dolt migrate --dry-run
+      gt-dolt stop && gt-dolt migrate && gt-dolt start
+    """
     from ..ops.migrate import migrate_town
 
     town, settings = env.town_and_settings()

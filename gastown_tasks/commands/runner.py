@@ -9,14 +9,13 @@ a traceback.  With --json an error is also one JSON object on stdout.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..exits import guarded
-from .surface import LOCAL, WORK_REMOTELY, Command
+from .surface import LOCAL, Command
 
 
 class Env:
@@ -84,11 +83,6 @@ class Env:
         return self.located(self.settings(**flags), **flags)
 
 
-def handler_of(command: Command) -> Any:
-    module, function = command.handler.split(":")
-    return getattr(importlib.import_module(f"{__package__}.{module}"), function)
-
-
 class Visible(io.TextIOBase):
     """A terminal stream that shows control characters instead of obeying them: a database name, a
     process's arguments or a log line must not drive the user's terminal."""
@@ -154,6 +148,7 @@ def within_reach(command: Command, env: Env) -> None:
     server is remote: the local files are not what that server serves."""
     if command.reach == LOCAL and env.remote:
         from ..ops.errors import RemoteServer
+        from . import WORK_REMOTELY
 
         raise RemoteServer.refuses(command.name, env.settings().address, WORK_REMOTELY)
 
@@ -163,6 +158,6 @@ def run(command: Command, env: Env, options: Mapping[str, Any]) -> int:
 
     def call() -> Any:
         within_reach(command, env)
-        return handler_of(command)(env, **options)
+        return command.handler(env, **options)
 
     return run_guarded(call, bool(options.get("json_")))

@@ -99,7 +99,8 @@ def test_a_closed_stdout_ends_quietly(rigged_town: TownFixture) -> None:
 
 
 IMPORTS = [
-    "gastown_tasks.commands.argv",
+    "gastown_tasks.cli.argv",
+    "gastown_tasks.commands",
     "gastown_tasks.commands.runner",
     "gastown_tasks.ops.settings",
     "gastown_tasks.ops.runfiles",

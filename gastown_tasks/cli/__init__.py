@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ._version import __version__
-from .exits import ExitCode, guarded, say_error
+from .._version import __version__
+from ..exits import ExitCode, guarded, say_error
 
 
 def _run(args: list[str]) -> int:
@@ -27,8 +27,8 @@ def _command(args: list[str]) -> int:
         return ExitCode.OK
     from pathlib import Path
 
-    from .commands.argv import help_first, parse
-    from .commands.project import find_project, invoke_sources, untrusted_invoke_files
+    from .argv import help_first, parse
+    from .trust import find_project, invoke_sources, untrusted_invoke_files
 
     as_json = "--json" in args or "-j" in args
     try:
@@ -46,10 +46,10 @@ def _command(args: list[str]) -> int:
     for warning in project.warnings:
         print(warning, file=sys.stderr)
     if parsed is not None and not invoke_sources(project):
-        from .commands.runner import Env, run
+        from ..commands.runner import Env, run
 
         return run(parsed.command, Env(), parsed.options)
-    from .tasks.program import run_invoke
+    from .program import run_invoke
 
     return run_invoke(args, project.root, parsed is not None)
 
@@ -58,7 +58,7 @@ def _invoke_config_error(exc: BaseException) -> str | None:
     """Invoke's own configuration errors, when Invoke ran at all: a bad configuration (exit 2)."""
     if "invoke" not in sys.modules:
         return None
-    from .tasks.config import config_error_message
+    from ..tasks.config import config_error_message
 
     return config_error_message(exc)
 

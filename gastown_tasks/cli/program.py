@@ -19,11 +19,11 @@ from invoke import Program
 from invoke.exceptions import Exit
 
 from .._version import __version__
-from ..commands.surface import BY_NAME, DEFAULT
+from ..commands import BY_NAME, DEFAULT
 from ..exits import interrupted
 from ..ops.errors import ConfigError
-from . import dolt
-from .config import config_error_message, guard_phase, json_asked
+from ..tasks import dolt
+from ..tasks.config import config_error_message, guard_phase, json_asked
 
 
 class Unloadable(Exception):
