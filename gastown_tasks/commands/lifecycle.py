@@ -17,6 +17,10 @@ def _timeout(what: str) -> Option:
     return Option("timeout", what)
 
 
+_PORT = Option("port", PORT)
+_FORCE = Option("force", "Skip waiting for busy clients to finish", flag=True)
+
+
 def notes(lines: list[str]) -> None:
     for note in lines:
         print(f"note: {note}")
@@ -87,7 +91,7 @@ def cluster_outcome(result: StartResult) -> int:
     "start",
     options=(
         _timeout("Seconds to wait for the server to answer (default: dolt.start_timeout, 60)"),
-        Option("port", PORT),
+        _PORT,
     ),
     reach=LOCAL,
 )
@@ -111,8 +115,8 @@ def start(env: Env, timeout: str | None = None, port: str | None = None) -> int:
     "stop",
     options=(
         _timeout("Seconds to wait after SIGTERM before SIGKILL (default: dolt.stop_timeout, 30)"),
-        Option("port", PORT),
-        Option("force", "Skip waiting for busy clients to finish", flag=True),
+        _PORT,
+        _FORCE,
     ),
     reach=LOCAL,
 )
@@ -137,8 +141,8 @@ def stop(env: Env, timeout: str | None = None, port: str | None = None, force: b
     "restart",
     options=(
         _timeout("Seconds to wait for the server to answer after the restart"),
-        Option("port", PORT),
-        Option("force", "Skip waiting for busy clients to finish", flag=True),
+        _PORT,
+        _FORCE,
     ),
     reach=LOCAL,
 )
@@ -197,7 +201,7 @@ def status_text(st: object) -> str:
     "status",
     options=(
         Option("json_", 'Print one JSON object (errors too: {"error": ..., "exit_code": ...})', flag=True),
-        Option("port", PORT),
+        _PORT,
     ),
     default=True,
     reach=ANYWHERE,  # asks the remote server
