@@ -42,6 +42,26 @@ class ExitCode(enum.IntEnum):
     STALE_PID_FILE = 1  # status's name for FAILED
 
 
+MEANING = {
+    ExitCode.OK: "ok (status: running)",
+    ExitCode.FAILED: "failed (status: stale pid file)",
+    ExitCode.CONFIG: "bad configuration or argument values",
+    ExitCode.NOT_RUNNING: "not running",
+    ExitCode.NOT_IN_TOWN: "not in a town",
+    ExitCode.REMOTE: "the server is remote",
+    ExitCode.ACCESS_DENIED: "credentials refused",
+    ExitCode.FENCED: "a clustered server runs fenced (read-only)",
+    ExitCode.BROKEN_CONFIG: "the cluster is in detected_broken_config",
+    ExitCode.INTERRUPTED: "interrupted",
+    ExitCode.BROKEN_PIPE: "the reader of the output went away",
+}
+
+
+def exit_codes_said() -> str:
+    """Every exit code and what it means, in one sentence (gt-dolt --help)."""
+    return ", ".join(f"{int(code)} {meaning}" for code, meaning in MEANING.items()) + "."
+
+
 class Ended(Exception):
     """The command has ended and said what it had to say (in a child process, say): only its exit
     code is left for the boundary to pass on."""

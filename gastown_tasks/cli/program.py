@@ -11,6 +11,7 @@ runs inside the package's one boundary (gastown_tasks/exits.py): Ctrl-C anywhere
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from invoke.exceptions import Exit
 
 from .._version import __version__
 from ..commands import BY_NAME, DEFAULT
-from ..exits import interrupted
+from ..exits import exit_codes_said, interrupted
 from ..ops.errors import ConfigError
 from ..tasks import dolt
 from ..tasks.config import config_error_message, guard_phase, json_asked
@@ -118,6 +119,10 @@ class GtDoltProgram(Program):
         super().print_help()
         print(HELP_EPILOGUE.strip("\n"))
         print()
+        print(
+            textwrap.fill(f"Exit codes: {exit_codes_said()}", width=80, subsequent_indent="  ", break_on_hyphens=False)
+        )
+        print()
 
 
 HELP_EPILOGUE = """
@@ -128,10 +133,6 @@ What gt-dolt reads (exactly what `invoke dolt.<subcommand>` sees there):
   dolt collection, `gt-dolt X` runs as `invoke dolt.X` there.  A tasks.py that
   is not yours (or root's), or that others can write, is ignored with a
   warning; an invoke.yaml without a tasks.py beside it is ignored, as by invoke.
-
-Exit codes: 0 ok (status: running), 1 failed (status: stale pid file),
-  2 bad configuration or argument values, 3 not running, 4 not in a town,
-  5 the server is remote, 6 credentials refused, 130 interrupted.
 """
 
 

@@ -134,3 +134,13 @@ def test_gt_dolt_ends_as_python_does_so_exit_handlers_run() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.splitlines()[-1] == "exit handlers ran", done
+
+
+def test_every_exit_code_has_a_meaning_and_the_readme_names_each() -> None:
+    from pathlib import Path
+
+    assert set(exits.MEANING) == set(ExitCode)
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    said = readme[readme.index("Exit codes: 0 ok") :].split("\n\n")[0]
+    for code in ExitCode:
+        assert f" {int(code)} " in " ".join(said.split()), code
