@@ -23,14 +23,15 @@ def add_dolt(ns: Any, name: str = "dolt") -> None:
 
     Invoke gives pre-tasks only the root's config and merges collection config shallowly
     (pyinvoke #736, #782); defaults at the root survive both.  Also makes Invoke's own
-    configuration errors (bad YAML, an INVOKE_* value it cannot cast) one line and exit 2.
+    configuration errors (bad YAML, an INVOKE_* value it cannot cast) one line and exit 2 when the
+    command line runs one of our tasks (tasks/config.py: guard_host_program); nothing process-wide.
     """
     from .tasks import dolt
-    from .tasks.config import install_config_error_hook, root_defaults
+    from .tasks.config import guard_host_program, root_defaults
 
     ns.add_collection(dolt.ns, name)
     ns.configure(root_defaults())
-    install_config_error_hook()
+    guard_host_program(ns)
 
 
 install = add_dolt  # the earlier name, kept so existing tasks.py files keep working

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from ..ops.errors import ConfigError, MigrationError
 from .runner import Env
+from .surface import ANYWHERE, LOCAL, Option, command
 
 
+@command(
+    "fix-metadata",
+    options=(Option("dry_run", "Print what would change; write nothing", flag=True),),
+    reach=LOCAL,  # reads the rigs from this machine's .dolt-data and its running server
+)
 def fix_metadata(env: Env, dry_run: bool = False) -> int:
+    """Point every rig's beads (metadata.json, dolt-server.port) at the town's server.
+
+    Examples:
+      gt-dolt fix-metadata --dry-run
+      gt-dolt fix-metadata
+    """
     from ..ops.beads import beads
     from ..ops.files.datadir import scan_data_dir
     from ..ops.files.locking import town_lock
@@ -34,7 +46,18 @@ def fix_metadata(env: Env, dry_run: bool = False) -> int:
     return 0
 
 
+@command(
+    "stop-rogue",
+    options=(Option("pid", "Only this process (it must be a rogue server of this town)"),),
+    reach=ANYWHERE,  # local processes serving the town's folders, whichever server the town uses
+)
 def stop_rogue(env: Env, pid: str | None = None) -> int:
+    """Stop Dolt servers that serve a folder inside this town other than .dolt-data (never data).
+
+    Examples:
+      gt-dolt stop-rogue            # every rogue server of this town
+      gt-dolt stop-rogue --pid 4242
+    """
     from ..ops.files.runfiles import parse_pid
     from ..ops.server.rogues import stop_rogues
 

@@ -6,6 +6,7 @@ import sys
 
 from ..ops.errors import ConfigError
 from .runner import Env
+from .surface import ANYWHERE, LOCAL, Option, command
 
 DEFAULT_LINES = 50
 MAX_LINES = 100_000
@@ -20,7 +21,23 @@ def _count(n: str | None) -> int:
     return int(text)
 
 
+@command(
+    "logs",
+    options=(
+        Option("n", "How many lines from the end (default 50)"),
+        Option("follow", "Keep printing new lines; Ctrl-C ends", flag=True),
+        Option("rotate", "Compress the log into dolt.log.1.gz (keeping dolt.log_keep) and truncate it", flag=True),
+    ),
+    reach=LOCAL,  # daemon/dolt.log is this machine's server's log; a remote server's is on its host
+)
 def logs(env: Env, n: str | None = None, follow: bool = False, rotate: bool = False) -> int:
+    """Show the end of daemon/dolt.log; -f follows it across truncation and rotation.
+
+    Examples:
+      gt-dolt logs -n 100
+      gt-dolt logs -f           # Ctrl-C ends
+      gt-dolt logs --rotate     # compress to dolt.log.1.gz and start afresh
+    """
     from ..ops.files.logfile import last_lines, tail_and_follow
 
     count = _count(n)
@@ -49,12 +66,25 @@ def logs(env: Env, n: str | None = None, follow: bool = False, rotate: bool = Fa
     return 0
 
 
+@command(
+    "sql",
+    options=(
+        Option("rig", "Database to use (default: hq, else the first rig)"),
+        Option("query", "Run this one query, print the result and exit (non-zero on an SQL error)"),
+    ),
+    reach=ANYWHERE,  # a client against the remote server
+)
 def sql(env: Env, rig: str | None = None, query: str | None = None) -> int:
-    from ..ops.access.remote import is_remote
+    """An SQL shell: Dolt's client against the server, or embedded dolt sql when it is down.
+
+    Both start in --rig, else hq, else the first rig (said on stderr).  Examples:
+      gt-dolt sql -q 'SELECT COUNT(*) FROM issues'
+      echo 'SHOW TABLES' | gt-dolt sql --rig gastown
+    """
     from ..ops.access.sqlshell import remote_sql_command, run_sql, sql_command
 
     settings = env.settings()
-    if is_remote(settings):
+    if env.remote:
         command = remote_sql_command(settings, rig, query)
     else:
         command = sql_command(*env.located(settings), rig=rig, query=query)

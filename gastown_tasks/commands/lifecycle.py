@@ -7,9 +7,18 @@ import sys
 from typing import TYPE_CHECKING
 
 from .runner import Env
+from .surface import ANYWHERE, LOCAL, PORT, Option, command
 
 if TYPE_CHECKING:  # status must not pay for importing the launcher
     from ..ops.server.launch import StartResult
+
+
+def _timeout(what: str) -> Option:
+    return Option("timeout", what)
+
+
+_PORT = Option("port", PORT)
+_FORCE = Option("force", "Skip waiting for busy clients to finish", flag=True)
 
 
 def notes(lines: list[str]) -> None:
@@ -28,7 +37,22 @@ def describe_start(result: StartResult) -> str:
     )
 
 
+@command(
+    "install",
+    options=(
+        Option("bd", "Also build beads' bd (v1.0.0) into the cache", flag=True),
+        Option("gt", "Also build Gas Town's gt (v1.0.0) into the cache", flag=True),
+    ),
+    reach=ANYWHERE,  # builds Dolt on this machine; no server involved
+)
 def install(env: Env, bd: bool = False, gt: bool = False) -> int:
+    """Build the pinned Dolt into the cache (skipped when already built).
+
+    Says which dolt `start` will run when it is not this build (dolt.binary, or a dolt on PATH).
+    Examples:
+      gt-dolt install
+      gt-dolt install --bd --gt # also build beads' bd and Gas Town's gt, which the tests drive
+    """
     from ..ops.build import gobuild
     from ..ops.build.binary import find_dolt, identify
 
@@ -50,12 +74,6 @@ def install(env: Env, bd: bool = False, gt: bool = False) -> int:
     return 0
 
 
-def _remote_guard(settings: object, what: str) -> None:
-    from ..ops.access.remote import refuse_if_remote
-
-    refuse_if_remote(settings, what)
-
-
 def cluster_outcome(result: StartResult) -> int:
     """A clustered server's role after start, said; exit 7 when it runs fenced (read-only), 8 when
     Dolt put it in detected_broken_config: it runs, but cannot take the writes its role needs."""
@@ -69,33 +87,75 @@ def cluster_outcome(result: StartResult) -> int:
     return standing.exit_code
 
 
+@command(
+    "start",
+    options=(
+        _timeout("Seconds to wait for the server to answer (default: dolt.start_timeout, 60)"),
+        _PORT,
+    ),
+    reach=LOCAL,
+)
 def start(env: Env, timeout: str | None = None, port: str | None = None) -> int:
+    """Start the server and return once it answers SQL and serves every rig (no-op when running).
+
+    Examples:
+      gt-dolt start
+      gt-dolt start --port 3308 --timeout 120
+    """
     from ..ops.server import server
 
     town, settings = env.town_and_settings(port=port, start_timeout=timeout)
-    _remote_guard(settings, "start")
     result = server.start(town, settings, echo=print)
     notes(env.start_notes(result.started) + result.notes)
     print(describe_start(result))
     return cluster_outcome(result)
 
 
+@command(
+    "stop",
+    options=(
+        _timeout("Seconds to wait after SIGTERM before SIGKILL (default: dolt.stop_timeout, 30)"),
+        _PORT,
+        _FORCE,
+    ),
+    reach=LOCAL,
+)
 def stop(env: Env, timeout: str | None = None, port: str | None = None, force: bool = False) -> int:
+    """Stop this town's server, ours or started by hand (no-op when stopped).
+
+    Waits for busy clients first (up to dolt.drain_timeout), then SIGTERM; SIGKILL only after
+    --timeout.  Examples:
+      gt-dolt stop
+      gt-dolt stop --force      # do not wait for clients
+    """
     from ..ops.server import server
 
     town, settings = env.town_and_settings(port=port, stop_timeout=timeout)
-    _remote_guard(settings, "stop")
     result = server.stop(town, settings, force=force, echo=print)
     notes(result.notes)
     print(f"dolt sql-server stopped (pid {result.pid})" if result.was_running else "dolt sql-server is not running")
     return 0
 
 
+@command(
+    "restart",
+    options=(
+        _timeout("Seconds to wait for the server to answer after the restart"),
+        _PORT,
+        _FORCE,
+    ),
+    reach=LOCAL,
+)
 def restart(env: Env, timeout: str | None = None, port: str | None = None, force: bool = False) -> int:
+    """Stop the server if it runs, then start it; refuses before stopping if the start would fail.
+
+    Examples:
+      gt-dolt restart
+      gt-dolt restart --port 3308   # move the town to another port (gt follows: config.yaml)
+    """
     from ..ops.server import server
 
     town, settings = env.town_and_settings(port=port, start_timeout=timeout)
-    _remote_guard(settings, "restart")
     stopped, started = server.restart(town, settings, force=force, echo=print)
     notes(env.start_notes(True) + started.notes)
     if stopped.was_running:
@@ -137,11 +197,26 @@ def status_text(st: object) -> str:
     return "\n".join(lines)
 
 
+@command(
+    "status",
+    options=(
+        Option("json_", 'Print one JSON object (errors too: {"error": ..., "exit_code": ...})', flag=True),
+        _PORT,
+    ),
+    default=True,
+    reach=ANYWHERE,  # asks the remote server
+)
 def status(env: Env, json_: bool = False, port: str | None = None) -> int:
-    from ..ops.access.remote import is_remote, remote_status
+    """Show whether the server runs: exit 0 running, 1 stale pid file, 3 stopped, 4 no town, 6 refused.
+
+    Also what `gt-dolt` alone runs.  Examples:
+      gt-dolt status
+      gt-dolt status --json
+    """
+    from ..ops.access.remote import remote_status
 
     settings = env.settings(port=port)
-    if is_remote(settings):
+    if env.remote:
         st = remote_status(settings)
     else:
         from ..ops.server import serverstatus

@@ -25,18 +25,16 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from ..exits import Ended
 from ..ops.errors import NotOurs
 from ..ops.town import MARKER
 
 _child = False
 
 
-class RanAsOwner(Exception):
-    """In the parent: the command has run in a child as the town's owner; `code` is its exit code."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
+class RanAsOwner(Ended):
+    """In the parent: the command has run (and said its say) in a child as the town's owner;
+    `exit_code` is the child's."""
 
 
 def in_child() -> bool:

@@ -6,14 +6,26 @@ import json
 import sys
 
 from .runner import Env
+from .surface import ANYWHERE, LOCAL, Option, command
 
 
+@command(
+    "list",
+    options=(Option("json_", "Print a JSON list of {name, path, served, linked, beads}", flag=True),),
+    reach=ANYWHERE,  # what the remote server serves
+)
 def list_rigs(env: Env, json_: bool = False) -> int:
+    """List the rig databases in .dolt-data, whether the server serves them, and whose beads name them.
+
+    Examples:
+      gt-dolt list
+      gt-dolt list --json
+    """
     from ..ops.access import remote
     from ..ops.rigs import riglist
 
     settings = env.settings()
-    if remote.is_remote(settings):
+    if env.remote:
         served = remote.databases(settings)
         if json_:
             print(
@@ -55,12 +67,22 @@ def list_rigs(env: Env, json_: bool = False) -> int:
     return 0
 
 
+@command(
+    "init-rig",
+    options=(Option("name", "Rig name: letters, digits, _ and -, up to 64", positional=True),),
+    reach=ANYWHERE,  # CREATE DATABASE through the remote server
+)
 def init_rig(env: Env, name: str) -> int:
+    """Create a rig database (through the server when it runs, so it is served at once).
+
+    Examples:
+      gt-dolt init-rig gastown
+    """
     from ..ops.access import remote
     from ..ops.rigs import rigadmin
 
     settings = env.settings()
-    if remote.is_remote(settings):
+    if env.remote:
         remote.create_rig(settings, name)
         print(f"created rig {name} on the remote server at {settings.address} (served now)")
         return 0
@@ -76,12 +98,21 @@ def init_rig(env: Env, name: str) -> int:
     return 0
 
 
+@command(
+    "migrate",
+    options=(Option("dry_run", "Show the plan, with sizes; change nothing", flag=True),),
+    reach=LOCAL,  # moves this machine's files into its .dolt-data
+)
 def migrate(env: Env, dry_run: bool = False) -> int:
-    from ..ops.access.remote import refuse_if_remote
+    """Move databases from the old .beads/dolt/beads layout into .dolt-data/<rig>.
+
+    Examples:
+      gt-dolt migrate --dry-run
+      gt-dolt stop && gt-dolt migrate && gt-dolt start
+    """
     from ..ops.rigs.migrate import migrate_town
 
     town, settings = env.town_and_settings()
-    refuse_if_remote(settings, "migrate")
     report = migrate_town(town, settings, dry_run=dry_run)
     done = len(report.planned if dry_run else report.moved)
     if not (done or report.skipped):

@@ -1,28 +1,21 @@
 """Running one command of the surface: where its settings come from, and its one error boundary.
 
 Both entry points end here.  `Env` is the configuration a command sees (Invoke's merged config, or
-none on the fast path); `run` calls the handler and turns every failure into one line on stderr
-and an exit code, never a traceback: the package's errors with their own codes, any other OSError
-naming its path, Ctrl-C as "interrupted" (130), a closed stdout quietly.  With --json an error is
-also one JSON object on stdout.
+none on the fast path); `run` calls the handler inside the package's one boundary
+(gastown_tasks/exits.py), which turns every failure into one line on stderr and an exit code, never
+a traceback.  With --json an error is also one JSON object on stdout.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
-import json
-import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..ops.errors import GastownError
-from .surface import Command
-
-INTERRUPTED = 130
-BROKEN_PIPE = 141
+from ..exits import guarded
+from .surface import LOCAL, Command
 
 
 class Env:
@@ -30,7 +23,17 @@ class Env:
 
     def __init__(self, trees: Mapping[str, Any] | None = None) -> None:
         self.trees: Mapping[str, Any] = trees or {}
-        self.port: Any = None  # the town's port and where it came from (ops.beads.gtconfig.TownPort)
+        self.port: Any = None  # the town's port and where it came from (ops.gtconfig.TownPort)
+        self._remote: bool | None = None
+
+    @property
+    def remote(self) -> bool:
+        """The town's server is on another host (dolt.host, names resolved): decided once a command."""
+        if self._remote is None:
+            from ..ops.host.addresses import is_remote
+
+            self._remote = is_remote(self.settings())
+        return self._remote
 
     def tree(self, name: str) -> dict[str, Any]:
         value = self.trees.get(name)
@@ -80,36 +83,6 @@ class Env:
         return self.located(self.settings(**flags), **flags)
 
 
-def handler_of(command: Command) -> Any:
-    module, function = command.handler.split(":")
-    return getattr(importlib.import_module(f"{__package__}.{module}"), function)
-
-
-def say_error(message: str, code: int, as_json: bool) -> int:
-    if as_json:
-        print(json.dumps({"error": message, "exit_code": code}))
-    print(f"error: {message}", file=sys.stderr)
-    return code
-
-
-def quiet_broken_pipe() -> int:
-    """The reader went away (`| head`): stop writing, and let Python's exit flush nowhere."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    return BROKEN_PIPE
-
-
-def os_error_line(exc: OSError) -> str:
-    """An OSError that no operation turned into a message: one on a named file, or (no name) on the
-    output itself, e.g. a full disk behind `>`."""
-    if exc.filename is None:
-        return f"cannot write the output: {exc.strerror or exc}"
-    return f"{exc.strerror or exc} ({exc.filename}); fix that, then retry"
-
-
 class Visible(io.TextIOBase):
     """A terminal stream that shows control characters instead of obeying them: a database name, a
     process's arguments or a log line must not drive the user's terminal."""
@@ -148,7 +121,7 @@ def run_guarded(call: Callable[[], Any], as_json: bool = False) -> int:
     from . import owner
 
     try:
-        code = _guarded(call, as_json)
+        code = guarded(call, as_json=as_json)
     except BaseException:
         if owner.in_child():  # the child that ran the command as the town's owner ends here
             import traceback
@@ -170,30 +143,21 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _guarded(call: Callable[[], Any], as_json: bool) -> int:
-    from .owner import RanAsOwner
+def within_reach(command: Command, env: Env) -> None:
+    """A command of this machine's server (the table's LOCAL) is refused, exit 5, when the town's
+    server is remote: the local files are not what that server serves."""
+    if command.reach == LOCAL and env.remote:
+        from ..ops.errors import RemoteServer
+        from . import WORK_REMOTELY
 
-    try:
-        code = call()
-        sys.stdout.flush()
-        return int(code or 0)
-    except RanAsOwner as ran:
-        return ran.code
-    except BrokenPipeError:
-        return quiet_broken_pipe()
-    except GastownError as exc:
-        return say_error(str(exc), exc.exit_code, as_json)
-    except OSError as exc:
-        return say_error(os_error_line(exc), 1, as_json)
-    except BaseException as exc:
-        from ..cli import interrupted
-
-        if not interrupted(exc):
-            raise
-        print("interrupted", file=sys.stderr)
-        return INTERRUPTED
+        raise RemoteServer.refuses(command.name, env.settings().address, WORK_REMOTELY)
 
 
 def run(command: Command, env: Env, options: Mapping[str, Any]) -> int:
-    """Call the command's handler; every outcome is an exit code."""
-    return run_guarded(lambda: handler_of(command)(env, **options), bool(options.get("json_")))
+    """Call the command's handler, within its reach; every outcome is an exit code."""
+
+    def call() -> Any:
+        within_reach(command, env)
+        return command.handler(env, **options)
+
+    return run_guarded(call, bool(options.get("json_")))

@@ -1,11 +1,14 @@
 """The package's one exception family, and the one wording of each remedy.
 
-Every error says what happened and what to do next, and carries the exit code a command-line user
-sees.  The command boundary prints the message and exits with the code; nothing else decides exit
-codes.  A remedy that several errors share is worded once, here (`Remedy`).
+Every error says what happened and what to do next, and declares the exit code a command-line user
+sees (an ExitCode, gastown_tasks/exits.py).  The command boundary there prints the message and exits
+with the code; nothing else decides exit codes.  A remedy that several errors share is worded once,
+here (`Remedy`).
 """
 
 from __future__ import annotations
+
+from ..exits import ExitCode as ExitCode  # re-exported: the operations name their codes through errors
 
 
 class Remedy:
@@ -35,24 +38,24 @@ class Remedy:
 class GastownError(Exception):
     """Base of every error the package raises on purpose."""
 
-    exit_code: int = 1
+    exit_code: ExitCode = ExitCode.FAILED
 
-    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+    def __init__(self, message: str, *, exit_code: ExitCode | None = None) -> None:
         super().__init__(message)
         if exit_code is not None:
-            self.exit_code = exit_code
+            self.exit_code = ExitCode(exit_code)
 
 
 class ConfigError(GastownError):
     """A setting or argument is invalid; nothing was started or changed."""
 
-    exit_code = 2
+    exit_code = ExitCode.CONFIG
 
 
 class NotInTown(GastownError):
     """No Gas Town workspace was found (LSB 'unknown': exit 4)."""
 
-    exit_code = 4
+    exit_code = ExitCode.NOT_IN_TOWN
 
 
 class DoltNotFound(GastownError):
@@ -89,7 +92,7 @@ class StartFailed(GastownError):
 class AccessDenied(GastownError):
     """The server refused our credentials (exit 6: it runs, but not for us)."""
 
-    exit_code = 6
+    exit_code = ExitCode.ACCESS_DENIED
 
     @classmethod
     def for_user(cls, user: str, where: str, detail: str = "") -> AccessDenied:
@@ -145,20 +148,22 @@ class SqlFailure(GastownError):
 class RemoteServer(GastownError):
     """The town uses a server on another host; it is managed there, not here."""
 
-    exit_code = 5
+    exit_code = ExitCode.REMOTE
 
     @classmethod
-    def refuses(cls, what: str, where: str) -> RemoteServer:
+    def refuses(cls, what: str, where: str, usable: list[str]) -> RemoteServer:
+        """`usable`: the commands that do work against a remote server (the command table says which)."""
+        listed = ", ".join(usable[:-1]) + f" and {usable[-1]}" if len(usable) > 1 else "".join(usable)
         return cls(
             f"the server at {where} is remote: {what} manages only a server on this machine; "
-            "manage it on its host (status, list, sql, init-rig and doctor work from here)"
+            f"manage it on its host ({listed} work from here)"
         )
 
 
 class ServerNotRunning(GastownError):
     """The operation needs a running server."""
 
-    exit_code = 3
+    exit_code = ExitCode.NOT_RUNNING
 
     @classmethod
     def needed_for(cls, what: str) -> ServerNotRunning:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, TypeVar
 
 from invoke import Context
 from invoke.exceptions import Exit
 
 from ..commands.runner import Env, run_guarded
+from ..exits import guarded
 from ..ops.settings import DEFAULTS, DoltSettings
 from ..ops.town import Town
 
@@ -94,6 +94,13 @@ def config_error_message(exc: BaseException) -> str | None:
             "or mapping from a config file: write that setting as text in the file (onboard.rigs: "
             '"hq,gastown"), or unset the variable'
         )
+    unmergeable = _unmergeable_file(exc)
+    if unmergeable is not None:
+        path, data = unmergeable
+        return (
+            f"{path} cannot be read as Invoke configuration: its top level is a {type(data).__name__}, and "
+            "Invoke needs a mapping of settings (dolt:, onboard:, ...); fix the file"
+        )
     if isinstance(exc, yaml.YAMLError):
         mark = getattr(exc, "problem_mark", None)
         where = f"{mark.name}, line {mark.line + 1}" if mark is not None else "an Invoke config file"
@@ -104,25 +111,90 @@ def config_error_message(exc: BaseException) -> str | None:
     return None
 
 
-def install_config_error_hook() -> None:
-    """Under `invoke`, configuration errors happen before any task of ours runs: one line, exit 2."""
-    previous = sys.excepthook
-    if getattr(previous, "gastown_tasks", False):
+def _unmergeable_file(exc: BaseException) -> tuple[str, Any] | None:
+    """The config file Invoke failed to merge because its top level is not a mapping (a list, a
+    number): Invoke says only "'list' object has no attribute 'items'"."""
+    if not isinstance(exc, AttributeError):
+        return None
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "_merge_file" and frame.f_globals.get("__name__") == "invoke.config":
+            data = frame.f_locals.get("data")
+            if not isinstance(data, dict):
+                found = str(frame.f_locals.get("path")), data
+        tb = tb.tb_next
+    return found
+
+
+def json_asked() -> bool:
+    """--json on the command line: an error before any task runs is then JSON on stdout too."""
+    return "--json" in sys.argv[1:] or "-j" in sys.argv[1:]
+
+
+def guard_phase(step: Callable[[], Any], as_json: bool) -> Any:
+    """One of Invoke's Program phases inside the package's boundary: what goes wrong is one line and
+    its exit code (Invoke's Exit), Invoke's own configuration errors exit 2.  Invoke's Exit, its
+    parse errors and failed commands stay Invoke's to say."""
+    from invoke.exceptions import ParseError, UnexpectedExit
+
+    result: list[Any] = []
+    code = guarded(
+        lambda: result.append(step()),
+        as_json=as_json,
+        explain=config_error_message,
+        passes=(Exit, ParseError, UnexpectedExit),
+    )
+    if code:
+        raise Exit(code=code)
+    return result[0] if result else None
+
+
+def guard_host_program(ns: Any) -> None:
+    """Under `invoke`, a project's configuration is read after its tasks.py (which called add_dolt)
+    loaded, and before any task of ours runs: Invoke would end a bad invoke.yaml in a traceback.
+
+    The Invoke program loading this tasks.py (found on the call stack) gets the boundary around its
+    remaining phases, and uses it only when the command line asks for one of our tasks: nothing
+    process-wide is installed, and the town's own tasks keep Invoke's own behaviour."""
+    from invoke import Program
+
+    program = _loading(Program)
+    if program is None or getattr(program, "gastown_guarded", False):
         return
+    program.gastown_guarded = True
 
-    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-        message = config_error_message(exc)
-        if message is None:
-            previous(kind, exc, tb)
-            return
-        if "--json" in sys.argv or "-j" in sys.argv:
-            import json
+    def ours() -> bool:
+        unparsed = list(getattr(getattr(program, "core", None), "unparsed", None) or [])
+        name = unparsed[0] if unparsed and not unparsed[0].startswith("-") else None
+        try:
+            task = ns[name]
+        except Exception:  # not a task of this namespace (Invoke will say so)
+            return False
+        return str(getattr(getattr(task, "body", None), "__module__", "")).startswith(f"{__package__}.")
 
-            print(json.dumps({"error": message, "exit_code": 2}), flush=True)  # os._exit flushes nothing
-        print(f"error: {message}", file=sys.stderr, flush=True)
-        import os
+    def guard(step: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(step)
+        def phase(*args: Any, **kwargs: Any) -> Any:
+            if not ours():
+                return step(*args, **kwargs)
+            return guard_phase(lambda: step(*args, **kwargs), json_asked())
 
-        os._exit(2)
+        return phase
 
-    hook.gastown_tasks = True  # type: ignore[attr-defined]
-    sys.excepthook = hook
+    program.config.load_project = guard(program.config.load_project)
+    program.update_config = guard(program.update_config)
+    program.execute = guard(program.execute)
+
+
+def _loading(kind: type) -> Any:
+    """The nearest caller that is a `kind` (the Invoke program whose loader imports a tasks.py)."""
+    frame = sys._getframe(1)
+    for _ in range(64):
+        if frame.f_back is None:
+            return None
+        frame = frame.f_back
+        found = frame.f_locals.get("self")
+        if isinstance(found, kind):
+            return found
+    return None

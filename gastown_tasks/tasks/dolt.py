@@ -1,7 +1,7 @@
 """Manage the town's Dolt SQL server (one dolt sql-server for every rig database).
 
 The `dolt` collection: `invoke dolt.<task>` and `gt-dolt <task>` run these same tasks, built
-from the one command surface (gastown_tasks.commands.surface), and a town's tasks.py can chain
+from the one command table (gastown_tasks.commands), and a town's tasks.py can chain
 them (`@task(pre=[dolt.start])`).
 """
 
@@ -13,8 +13,7 @@ from typing import Any
 from invoke import Collection, Context, Task
 from invoke.exceptions import Exit
 
-from ..commands import runner
-from ..commands.surface import BY_NAME, COMMANDS, Command
+from ..commands import BY_NAME, COMMANDS, Command, runner
 from .config import env_of, root_defaults
 
 

@@ -41,6 +41,7 @@ BAD_CONFIG = {
     "port-from-invoke-env": ("", {"INVOKE_DOLT_PORT": "abc"}, "INVOKE_DOLT_PORT"),
     "server-not-a-mapping": ("dolt:\n  server: 7\n", {}, "the Invoke configuration cannot be read"),
     "unknown-server-key": ("dolt:\n  server:\n    listener:\n      bogus: 1\n", {}, "dolt.server.listener.bogus"),
+    "top-level-list": ("- dolt\n- port: 3307\n", {}, "invoke.yaml cannot be read as Invoke configuration: its top"),
 }
 
 
@@ -59,6 +60,7 @@ def test_a_bad_configuration_is_one_line_and_exit_2_from_both_entry_points(
     done = run(t, argv, **env)
     assert_clean(done, 2)
     assert said in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert "tasks.py" not in done.stderr  # the town's tasks.py is fine: the message names what is not
     if command == "status":
         as_json = run(t, [*argv, "--json"], **env)
         assert_clean(as_json, 2)
@@ -97,7 +99,8 @@ def test_a_closed_stdout_ends_quietly(rigged_town: TownFixture) -> None:
 
 
 IMPORTS = [
-    "gastown_tasks.commands.argv",
+    "gastown_tasks.cli.argv",
+    "gastown_tasks.commands",
     "gastown_tasks.commands.runner",
     "gastown_tasks.ops.settings",
     "gastown_tasks.ops.files.runfiles",

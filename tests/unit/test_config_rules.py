@@ -9,7 +9,7 @@ import pymysql
 import pytest
 from invoke.util import yaml
 
-from gastown_tasks.commands.project import find_project, invoke_sources
+from gastown_tasks.cli.trust import find_project, invoke_sources
 from gastown_tasks.ops.errors import ConfigError
 from gastown_tasks.ops.server import serverconfig
 from gastown_tasks.ops.server.drain import QUIET_SECONDS, Client

@@ -7,8 +7,8 @@ import inspect
 import pytest
 from invoke import Argument
 
-from gastown_tasks.commands.argv import flag_table, parse
-from gastown_tasks.commands.surface import BY_NAME, COMMANDS, DEFAULT, Command
+from gastown_tasks.cli.argv import flag_table, parse
+from gastown_tasks.commands import BY_NAME, COMMANDS, DEFAULT, Command
 from gastown_tasks.tasks import dolt
 
 

@@ -10,18 +10,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AccessDenied, GastownError, RemoteServer
-from ..host.addresses import is_remote
+from ..errors import AccessDenied, GastownError
 from ..settings import DoltSettings
 from ..sql import sqlclient
 
 if TYPE_CHECKING:  # status and cluster are imported by the commands that use them, not by every `is_remote`
     from ..server.serverstatus import Status
-
-
-def refuse_if_remote(settings: Any, what: str) -> None:
-    if isinstance(settings, DoltSettings) and is_remote(settings):
-        raise RemoteServer.refuses(what, settings.address)
 
 
 def latency_ms(settings: DoltSettings) -> float:

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from .binary import DOLT_MODULE, DOLT_VERSION, cache_root, cached_binary, dolt_global_config, dolt_version, run_dolt
 from ..errors import BuildError
 from ..files.logfile import last_lines
+from .binary import DOLT_MODULE, DOLT_VERSION, cache_root, cached_binary, dolt_global_config, dolt_version, run_dolt
 
 APT_PACKAGES = ("gcc", "g++", "libc6-dev", "libicu-dev")
 ICU_HEADER = Path("/usr/include/unicode/uregex.h")

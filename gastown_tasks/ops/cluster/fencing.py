@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ..errors import ClusterError, GastownError
+from ..errors import ClusterError, ExitCode, GastownError
 from ..files import safefs
 from ..polling import poll_until
 from ..settings import DoltSettings
@@ -46,7 +46,11 @@ EPOCH_KEY = "sqlserver.cluster.dolt_cluster_role_epoch"
 FENCE_KEY = "gastown.cluster.fenced_primary_epoch"
 CONFIG_LIMIT = 1024 * 1024
 
-SERVING, FENCED, BROKEN_CONFIG = 0, 7, 8  # start's exit codes: its role served, fenced read-only, broken
+SERVING, FENCED, BROKEN_CONFIG = (
+    ExitCode.OK,
+    ExitCode.FENCED,
+    ExitCode.BROKEN_CONFIG,
+)  # start's: served, read-only, broken
 WAIT_UNTIL_DEADLINE = ("silent", "unreadable")  # peers that may still answer: the fence keeps asking them
 
 

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import NamedTuple
 
-from ..errors import RigError, UnsafeFile
+from ..errors import ExitCode, RigError, UnsafeFile
 from ..town import Town
 from . import privilege
 
@@ -179,10 +179,12 @@ def validate_rig_name(name: object) -> str:
         raise RigError(
             f"invalid rig name {name!r}: use 1-64 letters, digits, '_' or '-', "
             f"not starting with '-' (for example: gastown){asking}",
-            exit_code=2,
+            exit_code=ExitCode.CONFIG,
         )
     if name.lower() in RESERVED:
-        raise RigError(f"invalid rig name {name!r}: the server reserves it; choose another name", exit_code=2)
+        raise RigError(
+            f"invalid rig name {name!r}: the server reserves it; choose another name", exit_code=ExitCode.CONFIG
+        )
     return name
 
 

@@ -210,13 +210,12 @@ def restart(
         try:
             started = launch(town, settings, plan, timeout, echo)
         except GastownError as exc:
-            if not stopped.was_running:
-                raise
-            raise type(exc)(
-                f"{exc}\nthe server is down: it was stopped for the restart (pid {stopped.pid}) and the new "
-                "one did not start. Fix the cause above, then bring it back with: gt-dolt start",
-                exit_code=exc.exit_code,
-            ) from None
+            if stopped.was_running:
+                exc.add_note(
+                    f"the server is down: it was stopped for the restart (pid {stopped.pid}) and the new "
+                    "one did not start. Fix the cause above, then bring it back with: gt-dolt start"
+                )
+            raise
         started.notes[:0] = stopped.notes
         started.notes.extend(beads.sync_notes(town, settings, started.port, started.databases))
     return stopped, _settled(town, settings, plan, started, echo)

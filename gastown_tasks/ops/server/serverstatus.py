@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
 
-from ..errors import AccessDenied, GastownError, Remedy, SqlFailure
+from ..errors import AccessDenied, ExitCode, GastownError, Remedy, SqlFailure
 from ..files import backuprecords
 from ..files.datadir import scan_data_dir, some_of
 from ..files.runfiles import iso_time
@@ -22,7 +22,12 @@ from ..town import Town
 from .discovery import Via, found_notes, observe
 from .health import measure_on
 
-RUNNING, STALE_PID_FILE, STOPPED, DENIED = 0, 1, 3, AccessDenied.exit_code
+RUNNING, STALE_PID_FILE, STOPPED, DENIED = (
+    ExitCode.OK,
+    ExitCode.STALE_PID_FILE,
+    ExitCode.NOT_RUNNING,
+    AccessDenied.exit_code,
+)
 SqlState = Literal["answering", "not answering", "refused credentials"]
 
 

@@ -3,14 +3,15 @@
 Inside a project with a tasks.py that adds our collection, `gt-dolt <command>` runs exactly as
 `invoke <collection>.<command>` does there (the same collection, invoke.yaml and code-set
 configuration).  Otherwise gt-dolt is Invoke's bundled-namespace program for the dolt collection,
-reading the invoke.yaml beside the nearest tasks.py, as `invoke` would.  Ctrl-C anywhere is
-"interrupted" (130) and Invoke's own configuration errors are one line (exit 2).
+reading the invoke.yaml beside the nearest tasks.py, as `invoke` would.  Each of Invoke's phases
+runs inside the package's one boundary (gastown_tasks/exits.py): Ctrl-C anywhere is "interrupted"
+(130) and Invoke's own configuration errors are one line (exit 2).
 """
 
 from __future__ import annotations
 
-import json
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,24 @@ from invoke import Program
 from invoke.exceptions import Exit
 
 from .._version import __version__
-from ..commands.runner import INTERRUPTED
-from ..commands.surface import BY_NAME, DEFAULT
+from ..commands import BY_NAME, DEFAULT
+from ..exits import exit_codes_said, interrupted
 from ..ops.errors import ConfigError
-from . import dolt
-from .config import config_error_message, install_config_error_hook
+from ..tasks import dolt
+from ..tasks.config import config_error_message, guard_phase, json_asked
+
+
+class Unloadable(Exception):
+    """The project's tasks.py failed for a reason of its own (not its configuration, not Ctrl-C)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class GtDoltProgram(Program):
+    gastown_guarded = True  # add_dolt() leaves this program's phases alone: they are guarded here
+
     def __init__(self, project: Path | None, run_command: bool) -> None:
         # A project is loaded as Invoke loads it only to run a command; help and lists are ours.
         self.project = project
@@ -41,24 +52,15 @@ class GtDoltProgram(Program):
         self.prefix = ""
 
     def _guard(self, step: Callable[[], None]) -> None:
-        try:
-            step()
-        except KeyboardInterrupt:
-            raise Exit("interrupted", code=INTERRUPTED) from None
-        except ConfigError as exc:
-            self._config_error(str(exc))
-        except Exit:
-            raise
-        except Exception as exc:
-            message = config_error_message(exc)
-            if message is None:
-                raise
-            self._config_error(message)
+        guard_phase(step, json_asked())
 
-    def _config_error(self, message: str) -> None:
-        if "--json" in sys.argv or "-j" in sys.argv[1:]:
-            print(json.dumps({"error": message, "exit_code": 2}))
-        raise Exit(f"error: {message}", code=2)
+    def _load_collection(self) -> None:
+        try:
+            super().parse_collection()
+        except Exception as exc:
+            if isinstance(exc, ConfigError | Exit) or interrupted(exc) or config_error_message(exc) is not None:
+                raise
+            raise Unloadable(exc) from exc
 
     def create_config(self) -> None:
         self._guard(super().create_config)
@@ -68,10 +70,9 @@ class GtDoltProgram(Program):
 
     def parse_collection(self) -> None:
         try:
-            self._guard(super().parse_collection)
-        except Exit:
-            raise
-        except Exception as exc:  # a tasks.py that does not import: say so, run ours without it
+            self._guard(self._load_collection)
+        except Unloadable as failed:  # a tasks.py that does not import: say so, run ours without it
+            exc = failed.error
             print(
                 f"gt-dolt: cannot load the tasks.py in {self.project}: {type(exc).__name__}: {exc}; "
                 "running gt-dolt's own commands without its configuration",
@@ -118,6 +119,10 @@ class GtDoltProgram(Program):
         super().print_help()
         print(HELP_EPILOGUE.strip("\n"))
         print()
+        print(
+            textwrap.fill(f"Exit codes: {exit_codes_said()}", width=80, subsequent_indent="  ", break_on_hyphens=False)
+        )
+        print()
 
 
 HELP_EPILOGUE = """
@@ -128,15 +133,10 @@ What gt-dolt reads (exactly what `invoke dolt.<subcommand>` sees there):
   dolt collection, `gt-dolt X` runs as `invoke dolt.X` there.  A tasks.py that
   is not yours (or root's), or that others can write, is ignored with a
   warning; an invoke.yaml without a tasks.py beside it is ignored, as by invoke.
-
-Exit codes: 0 ok (status: running), 1 failed (status: stale pid file),
-  2 bad configuration or argument values, 3 not running, 4 not in a town,
-  5 the server is remote, 6 credentials refused, 130 interrupted.
 """
 
 
 def run_invoke(args: list[str], project: Path | None, run_command: bool) -> int:
-    install_config_error_hook()
     program = GtDoltProgram(project, run_command)
     try:
         program.run(["gt-dolt", *args])

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .surface import BY_NAME, DEFAULT, Command, Option
+from ..commands import BY_NAME, DEFAULT
+from ..commands.surface import Command, Option
 
 
 class Parsed(NamedTuple):

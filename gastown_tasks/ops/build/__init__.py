@@ -1,0 +1,1 @@
+"""The dolt binary: where it is, which Dolt it is, and building the pinned Go tools."""
