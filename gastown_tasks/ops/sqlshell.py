@@ -18,7 +18,7 @@ from .binary import dolt_env, find_dolt
 from .discovery import find_running
 from .errors import NoRigs, Remedy, RigError, SqlFailure, UnsafeFile
 from .rigs import Rig, scan_data_dir, validate_rig_name
-from .settings import DoltSettings
+from .settings import DoltSettings, settings_from_mapping
 from .town import Town
 
 DEFAULT_RIG = "hq"
@@ -127,7 +127,7 @@ def run_sql(command: SqlCommand) -> int:
     try:
         child = subprocess.Popen(command.argv, cwd=command.cwd, env=command.env)
         with sqlclient.watched(
-            server or DoltSettings(), lambda: procs.end_child(child), server is not None and batch
+            server or settings_from_mapping({}), lambda: procs.end_child(child), server is not None and batch
         ) as fell_silent:
             try:
                 code = child.wait(timeout=sqlclient.LONG_CALL if batch else None)
