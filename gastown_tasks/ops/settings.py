@@ -1,4 +1,8 @@
-"""Dolt server settings: one frozen value built from defaults, config, env and flags.
+"""Dolt server settings: one table, and one frozen value built from defaults, config, env and flags.
+
+`SETTINGS` is the one place a setting is declared: its name, default, parser, the rule an invalid
+value breaks, Gas Town's variable, the command-line flag and the README's line; DEFAULTS, GT_ENV
+and FLAGS derive from it (and tests/unit/test_settings_table.py holds the README's table to it).
 
 Precedence, lowest first: DEFAULTS < a config mapping (Invoke's ``dolt`` tree: collection config,
 invoke.yaml, ``INVOKE_DOLT_*``) < Gas Town's ``GT_DOLT_*`` variables < explicit overrides
@@ -11,52 +15,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
-from types import MappingProxyType
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from .errors import ConfigError
-
-DEFAULTS: dict[str, Any] = {
-    "host": "127.0.0.1",
-    "port": 3307,
-    "user": "root",
-    "password": "",
-    "binary": "",
-    "start_timeout": 60.0,
-    "stop_timeout": 30.0,
-    "log_level": "warning",  # gt's: Dolt logs each connection at info
-    "town_root": "",
-    "allow_passwordless_bind": False,
-    "allow_outside_paths": False,
-    "wait_timeout": 30,
-    "drain_timeout": 10.0,
-    "metrics_port": 0,
-    "log_max_mb": 100.0,
-    "log_keep": 3,
-    "backup_max_age_hours": 24.0,
-    "watch_interval": 10.0,
-    "server": {},
-    "cluster": {},
-}
-
-# Gas Town's own variables, shared with `gt dolt`, mapped onto our keys.
-GT_ENV: dict[str, str] = {
-    "GT_DOLT_HOST": "host",
-    "GT_DOLT_PORT": "port",
-    "GT_DOLT_USER": "user",
-    "GT_DOLT_PASSWORD": "password",
-    "GT_DOLT_LOGLEVEL": "log_level",
-    "GT_DOLT_WAIT_TIMEOUT": "wait_timeout",
-    "GT_DOLT_LOG_MAX_MB": "log_max_mb",
-}
-FLAGS = {
-    "port": "--port",
-    "start_timeout": "--timeout",
-    "stop_timeout": "--timeout",
-    "drain_timeout": "--drain-timeout",
-    "watch_interval": "--interval",
-}
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal")
 LOOPBACK_NAMES = {"localhost": "127.0.0.1", "ip6-localhost": "::1"}
@@ -112,27 +74,252 @@ def normalize_host(value: Any) -> str | None:
     return LOOPBACK_NAMES.get(host.lower(), host)
 
 
+def parse_count(value: Any, low: int, high: int) -> int | None:
+    """A whole number from `low` to `high` written in ASCII digits (an int or text), or None."""
+    text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    # ASCII digits, a bounded count of them: int() accepts "³" and strings of thousands of digits.
+    if not (text.isascii() and text.isdigit() and len(text) <= 18) or not low <= int(text) <= high:
+        return None
+    return int(text)
+
+
+def parse_number(value: Any, low: float, high: float) -> float | None:
+    """A number from `low` to `high` (NaN, infinities, booleans and text that is no number: None)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if low <= number <= high else None
+
+
+def _metrics_port(value: Any) -> int | None:
+    if str(value).strip() in ("0", "") and not isinstance(value, bool):
+        return 0
+    return parse_port(value)
+
+
+def _log_level(value: Any) -> str | None:
+    level = str(value).strip().lower()
+    level = "warning" if level == "warn" else level
+    return level if level in LOG_LEVELS else None
+
+
+def _wait_timeout(value: Any) -> int | None:
+    text = str(value).strip()
+    if text.startswith("-") and text[1:].isdigit():
+        return 0  # Gas Town's `gt` reads a negative GT_DOLT_WAIT_TIMEOUT as "leave Dolt's"
+    return parse_count(value, 0, MAX_COUNT)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _plain_tree(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k): _plain_tree(v) if isinstance(v, Mapping) else v for k, v in value.items()}
+
+
+def _tree(value: Any) -> dict[str, Any] | None:
+    if value is None or value == "":
+        return {}
+    return _plain_tree(value) if isinstance(value, Mapping) else None
+
+
+# Upper bounds: a wait longer than these is a typo (and `1e10` seconds overflows the OS's timers).
+MAX_SECONDS = 30 * 86400.0
+MAX_LOG_MB = 1024.0 * 1024
+MAX_BACKUP_AGE_HOURS = 24.0 * 3650
+MAX_LOG_KEEP = 1000
+MAX_COUNT = 999_999_999
+
+
+class Setting(NamedTuple):
+    """One setting, declared once."""
+
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]  # the value in its type, or None when it is invalid
+    rule: str  # what a valid value is, for the one-line error
+    doc: str = ""  # the README table's last column
+    env: str = ""  # Gas Town's own variable, shared with `gt dolt`
+    flag: str = ""  # the command-line option, as "--port" (every command) or "start --timeout"
+    shown: str = "{}"  # the README table's default column; {} is the default itself
+
+    @property
+    def invoke_env(self) -> str:
+        """Invoke's variable for it (none for a mapping: Invoke cannot set a tree from one variable)."""
+        return "" if isinstance(self.default, dict) else f"INVOKE_DOLT_{self.name.upper()}"
+
+    @property
+    def option(self) -> str:
+        """The flag itself ("--timeout"), as a message names where a value came from."""
+        return self.flag.split()[-1] if self.flag else ""
+
+
+def _number(name: str, default: float, unit: str, low: float, high: float, doc: str, **more: str) -> Setting:
+    """A bounded number; its error names its own unit."""
+    return Setting(
+        name,
+        default,
+        lambda value: parse_number(value, low, high),
+        f"it must be a number of {unit}, {low:g} or more (at most {high:.12g})",
+        doc,
+        **more,
+    )
+
+
+def _bool(name: str, doc: str) -> Setting:
+    return Setting(name, False, parse_bool, "it must be true or false", doc)
+
+
+def _mapping(name: str, doc: str) -> Setting:
+    return Setting(name, {}, _tree, f"dolt.{name} must be a mapping (YAML keys under dolt.{name})", doc)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "host",
+        "127.0.0.1",
+        normalize_host,
+        "give an address such as 127.0.0.1",
+        "`localhost` means 127.0.0.1; not an address of this machine: remote mode",
+        env="GT_DOLT_HOST",
+    ),
+    Setting(
+        "port",
+        3307,
+        parse_port,
+        "it must be a whole number from 1 to 65535, such as 3307",
+        "read as gt reads it: above",
+        env="GT_DOLT_PORT",
+        flag="--port",
+        shown="the town's ({})",
+    ),
+    Setting("user", "root", _text, "", env="GT_DOLT_USER"),
+    Setting(
+        "password",
+        "",
+        _text,
+        "",
+        "what clients send; never put in the server's environment",
+        env="GT_DOLT_PASSWORD",
+        shown="empty",
+    ),
+    _bool("allow_passwordless_bind", "listening beyond loopback with an empty password needs this"),
+    _bool(
+        "allow_outside_paths",
+        "`dolt.server` paths where the server writes (`secure_file_priv`, `privilege_file`, "
+        "`branch_control_file`, `cfg_dir`) outside `.dolt-data`/`daemon/` need this",
+    ),
+    Setting("binary", "", _text, "", "`dolt.binary` > `dolt` on PATH > the cached pinned build", shown="(lookup)"),
+    _number(
+        "start_timeout", 60.0, "seconds", 0, MAX_SECONDS, "seconds until the server must answer", flag="start --timeout"
+    ),
+    _number(
+        "stop_timeout",
+        30.0,
+        "seconds",
+        0,
+        MAX_SECONDS,
+        "seconds after SIGTERM before SIGKILL; Dolt needs time to flush",
+        flag="stop --timeout",
+    ),
+    _number(
+        "drain_timeout",
+        10.0,
+        "seconds",
+        0,
+        MAX_SECONDS,
+        "seconds `stop` waits for busy clients; `stop --force` skips it",
+    ),
+    Setting(
+        "log_level",
+        "warning",  # gt's: Dolt logs each connection at info
+        _log_level,
+        f"use one of {', '.join(LOG_LEVELS)}",
+        ", ".join(LOG_LEVELS),
+        env="GT_DOLT_LOGLEVEL",
+        shown="{} (gt's)",
+    ),
+    Setting(
+        "wait_timeout",
+        30,
+        _wait_timeout,
+        f"it must be a whole number of seconds from 0 to {MAX_COUNT}",
+        "the server's `wait_timeout` (idle connections close); 0 = Dolt's",
+        env="GT_DOLT_WAIT_TIMEOUT",
+    ),
+    Setting(
+        "metrics_port",
+        0,
+        _metrics_port,
+        "it must be 0 (off) or a port from 1 to 65535",
+        "Dolt's Prometheus endpoint; 0 = off",
+    ),
+    _number(
+        "log_max_mb",
+        100.0,
+        "megabytes",
+        0,
+        MAX_LOG_MB,
+        "`start` rotates a bigger log; 0 = never",
+        env="GT_DOLT_LOG_MAX_MB",
+    ),
+    Setting(
+        "log_keep",
+        3,
+        lambda value: parse_count(value, 1, MAX_LOG_KEEP),
+        f"it must be a whole number from 1 to {MAX_LOG_KEEP}",
+        f"rotated logs kept (1 to {MAX_LOG_KEEP})",
+    ),
+    _number(
+        "backup_max_age_hours",
+        24.0,
+        "hours",
+        0,
+        MAX_BACKUP_AGE_HOURS,
+        "`doctor` warns when older; 0 = no backups expected",
+    ),
+    _number("watch_interval", 10.0, "seconds", 0.1, MAX_SECONDS, "seconds between checks", flag="watch --interval"),
+    _mapping("server", "sql-server config overrides, deep-merged (`docs/operations.md`)"),
+    _mapping(
+        "cluster",
+        "cluster replication and fencing (`fence_timeout` 60, `take_writes_alone` false: `docs/cluster.md`)",
+    ),
+    Setting("town_root", "", _text, "", "must hold `mayor/town.json`", shown="(discovered)"),
+)
+
+BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+DEFAULTS: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
+GT_ENV: dict[str, str] = {setting.env: setting.name for setting in SETTINGS if setting.env}
+FLAGS: dict[str, str] = {setting.name: setting.option for setting in SETTINGS if setting.flag}
+
+
 class DoltSettings(NamedTuple):
-    host: str = DEFAULTS["host"]
-    port: int = DEFAULTS["port"]
-    user: str = DEFAULTS["user"]
-    password: str = DEFAULTS["password"]
-    binary: str = DEFAULTS["binary"]
-    start_timeout: float = DEFAULTS["start_timeout"]
-    stop_timeout: float = DEFAULTS["stop_timeout"]
-    log_level: str = DEFAULTS["log_level"]
-    town_root: str = DEFAULTS["town_root"]
-    allow_passwordless_bind: bool = DEFAULTS["allow_passwordless_bind"]
-    allow_outside_paths: bool = DEFAULTS["allow_outside_paths"]
-    wait_timeout: int = DEFAULTS["wait_timeout"]
-    drain_timeout: float = DEFAULTS["drain_timeout"]
-    metrics_port: int = DEFAULTS["metrics_port"]
-    log_max_mb: float = DEFAULTS["log_max_mb"]
-    log_keep: int = DEFAULTS["log_keep"]
-    backup_max_age_hours: float = DEFAULTS["backup_max_age_hours"]
-    watch_interval: float = DEFAULTS["watch_interval"]
-    server: Mapping[str, Any] = MappingProxyType({})
-    cluster: Mapping[str, Any] = MappingProxyType({})
+    """Every setting, parsed; the fields are SETTINGS in its order (built by settings_from_mapping)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    allow_passwordless_bind: bool
+    allow_outside_paths: bool
+    binary: str
+    start_timeout: float
+    stop_timeout: float
+    drain_timeout: float
+    log_level: str
+    wait_timeout: int
+    metrics_port: int
+    log_max_mb: float
+    log_keep: int
+    backup_max_age_hours: float
+    watch_interval: float
+    server: Mapping[str, Any]
+    cluster: Mapping[str, Any]
+    town_root: str
 
     @property
     def url_host(self) -> str:
@@ -174,105 +361,28 @@ LOCK_SLACK = 15.0  # seconds beyond another command's own timeouts that a lock w
 
 def where_to_set(key: str) -> str:
     """Every place a setting can be given, for messages: dolt.KEY, its variables, its flag."""
-    places = [f"dolt.{key} (invoke.yaml)", f"INVOKE_DOLT_{key.upper()}"]
-    places += [var for var, name in GT_ENV.items() if name == key]
-    if key in FLAGS:
-        places.append(FLAGS[key])
-    return ", ".join(places[:-1]) + " or " + places[-1]
+    setting = BY_NAME[key]
+    places = [f"dolt.{key} (invoke.yaml)", setting.invoke_env, setting.env, setting.flag]
+    places = [place for place in places if place]
+    return places[0] if len(places) == 1 else ", ".join(places[:-1]) + " or " + places[-1]
 
 
-def _bad(key: str, value: Any, rule: str, origin: str | None) -> ConfigError:
-    where = origin or f"dolt.{key}"
-    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-    return ConfigError(f"invalid {key} {shown} (from {where}): {rule}; set {where_to_set(key)}")
-
-
-# Upper bounds: a wait longer than these is a typo (and `1e10` seconds overflows the OS's timers).
-MAX_SECONDS = 30 * 86400.0
-MAX_NUMBER = {"log_max_mb": 1024.0 * 1024, "backup_max_age_hours": 24.0 * 3650}
-MAX_LOG_KEEP = 1000
-
-
-def _seconds(key: str, value: Any, origin: str | None) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError, OverflowError):
-        seconds = -1.0
-    high = MAX_NUMBER.get(key, MAX_SECONDS)
-    if isinstance(value, bool) or not (0 <= seconds <= high):
-        unit = "a number of seconds" if key not in MAX_NUMBER else "a number"
-        raise _bad(key, value, f"it must be {unit}, 0 or more (at most {high:g})", origin)
-    return seconds
-
-
-def _count(key: str, value: Any, origin: str | None, *, low: int = 0, high: int = 999_999_999) -> int:
-    text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
-    if not (text.isascii() and text.isdigit() and len(text) <= 9) or not low <= int(text) <= high:
-        raise _bad(key, value, f"it must be a whole number from {low} to {high}", origin)
-    return int(text)
-
-
-def _parse(key: str, value: Any, origin: str | None) -> Any:
-    if key == "port":
-        port = parse_port(value)
-        if port is None:
-            raise _bad(key, value, f"it must be a whole number from 1 to 65535, such as {DEFAULTS['port']}", origin)
-        return port
-    if key == "metrics_port":
-        if str(value).strip() in ("0", "") and not isinstance(value, bool):
-            return 0
-        port = parse_port(value)
-        if port is None:
-            raise _bad(key, value, "0 (off) or a port from 1 to 65535", origin)
-        return port
-    if key == "host":
-        host = normalize_host(value)
-        if host is None:
-            raise _bad(key, value, "give an address such as 127.0.0.1", origin)
-        return host
-    if key == "log_level":
-        level = str(value).strip().lower()
-        level = "warning" if level == "warn" else level
-        if level not in LOG_LEVELS:
-            raise _bad(key, value, f"use one of {', '.join(LOG_LEVELS)}", origin)
-        return level
-    if key in ("allow_passwordless_bind", "allow_outside_paths"):
-        flag = parse_bool(value)
-        if flag is None:
-            raise _bad(key, value, "true or false", origin)
-        return flag
-    if key == "wait_timeout":
-        text = str(value).strip()
-        if text.startswith("-") and text[1:].isdigit():
-            return 0  # Gas Town's `gt` reads a negative GT_DOLT_WAIT_TIMEOUT as "leave Dolt's"
-        return _count(key, value, origin)
-    if key == "log_keep":
-        return _count(key, value, origin, low=1, high=MAX_LOG_KEEP)
-    if key in ("start_timeout", "stop_timeout", "drain_timeout", "log_max_mb", "backup_max_age_hours"):
-        return _seconds(key, value, origin)
-    if key == "watch_interval":
-        interval = _seconds(key, value, origin)
-        if interval < 0.1:
-            raise _bad(key, value, "at least 0.1 seconds", origin)
-        return interval
-    if key in ("server", "cluster"):
-        if value in (None, ""):
-            return {}
-        if not isinstance(value, Mapping):
-            raise _bad(key, value, f"dolt.{key} must be a mapping (YAML keys under dolt.{key})", origin)
-        return _plain_tree(value)
-    return "" if value is None else str(value)
-
-
-def _plain_tree(value: Mapping[str, Any]) -> dict[str, Any]:
-    return {str(k): _plain_tree(v) if isinstance(v, Mapping) else v for k, v in value.items()}
+def _parse(setting: Setting, value: Any, origin: str | None) -> Any:
+    parsed = setting.parse(value)
+    if parsed is None:
+        where = origin or f"dolt.{setting.name}"
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ConfigError(
+            f"invalid {setting.name} {shown} (from {where}): {setting.rule}; set {where_to_set(setting.name)}"
+        )
+    return parsed
 
 
 def settings_from_mapping(values: Mapping[str, Any], origins: Mapping[str, str] | None = None) -> DoltSettings:
     """Validate and coerce a mapping of setting names; unknown keys are ignored."""
     origins = origins or {}
     merged = {**DEFAULTS, **{k: v for k, v in values.items() if k in DEFAULTS and v is not None}}
-    return DoltSettings(**{key: _parse(key, merged[key], origins.get(key)) for key in DEFAULTS})
+    return DoltSettings(**{s.name: _parse(s, merged[s.name], origins.get(s.name)) for s in SETTINGS})
 
 
 def gt_env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:

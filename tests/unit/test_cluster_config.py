@@ -93,6 +93,9 @@ def test_the_remotesapi_port_may_not_be_the_sql_port() -> None:
         ({"fence_timeout": "nan"}, "seconds from 0 to 3600"),
         ({"fence_timeout": True}, "seconds from 0 to 3600"),
         ({"take_writes_alone": "maybe"}, "true or false"),
+        ({"epoch": "³"}, "whole number from 1 to"),
+        ({"epoch": "9" * 5000}, "whole number from 1 to"),
+        ({"ack_writes_timeout": 1.5}, "whole number from 0 to 60"),
     ],
 )
 def test_bad_fencing_settings_are_refused(more: dict[str, Any], rule: str) -> None:

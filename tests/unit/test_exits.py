@@ -13,8 +13,8 @@ import pytest
 from gastown_tasks import exits
 from gastown_tasks.exits import Ended, ExitCode, guarded
 from gastown_tasks.ops import errors
-from gastown_tasks.ops.server import server
 from gastown_tasks.ops.errors import ConfigError, GastownError, SqlFailure
+from gastown_tasks.ops.server import server
 
 
 def test_every_exit_code_the_project_uses_is_named_once() -> None:

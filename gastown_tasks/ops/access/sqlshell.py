@@ -19,7 +19,7 @@ from ..files import privilege
 from ..files.datadir import Rig, scan_data_dir, validate_rig_name
 from ..host import procs
 from ..server.discovery import find_running
-from ..settings import DoltSettings
+from ..settings import DoltSettings, settings_from_mapping
 from ..sql import sqlclient
 from ..town import Town
 
@@ -129,7 +129,7 @@ def run_sql(command: SqlCommand) -> int:
     try:
         child = subprocess.Popen(command.argv, cwd=command.cwd, env=command.env)
         with sqlclient.watched(
-            server or DoltSettings(), lambda: procs.end_child(child), server is not None and batch
+            server or settings_from_mapping({}), lambda: procs.end_child(child), server is not None and batch
         ) as fell_silent:
             try:
                 code = child.wait(timeout=sqlclient.LONG_CALL if batch else None)

@@ -17,7 +17,7 @@ from typing import Any, Literal, NamedTuple
 
 from ..errors import AccessDenied, ConfigError, SqlFailure
 from ..files import safefs
-from ..settings import DoltSettings, normalize_host, parse_bool, parse_port
+from ..settings import DoltSettings, normalize_host, parse_bool, parse_count, parse_number, parse_port
 from ..sql import sqlclient
 from ..town import Town
 
@@ -66,20 +66,15 @@ def _port(key: str, value: Any) -> int:
 
 
 def _count(key: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
-        raise _bad(key, value, f"a whole number from {low} to {high}")
-    number = int(str(value).strip())
-    if not low <= number <= high:
+    number = parse_count(value, low, high)
+    if number is None:
         raise _bad(key, value, f"a whole number from {low} to {high}")
     return number
 
 
 def _seconds(key: str, value: Any, high: float) -> float:
-    try:
-        seconds = float(value) if not isinstance(value, bool) else -1.0
-    except (TypeError, ValueError, OverflowError):
-        seconds = -1.0
-    if not 0 <= seconds <= high:  # NaN fails too
+    seconds = parse_number(value, 0, high)
+    if seconds is None:
         raise _bad(key, value, f"a number of seconds from 0 to {high:g}")
     return seconds
 

@@ -1,15 +1,17 @@
 """The town's lock, daemon/dolt.lock: a kernel flock that Gas Town's `gt` takes too.
 
-The lock file is opened like every run file (no link followed, no FIFO blocked on, a regular file
-of ours) and never truncated or deleted: deleting it would split waiters across two inodes.
-The flock is taken on that very descriptor, so nobody can swap the file between the checks and
-the lock.  (filelock opens by path, which a town writable by others could redirect.)
+The lock file is opened like every run file (ops/safefs.py: reached from the town without following
+a link, O_NOFOLLOW | O_NONBLOCK, used only when fstat shows a regular file of ours with one name)
+and never truncated or deleted: deleting it would split waiters across two inodes.  filelock locks
+that very descriptor (`lock_descriptor`, the flock its FileLock takes), so nobody can swap the file
+between the checks and the lock.  Not filelock's FileLock: it opens by path, following links in
+the folders on the way (it realpaths and creates them), and locks a FIFO or a second name as
+readily; and a Ctrl-C that lands while one of its lock objects is collected is swallowed
+("Exception ignored"), so the command would go on after it.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import sys
 import time
@@ -24,16 +26,6 @@ from . import safefs
 from .runfiles import ensure_daemon_dir
 
 LOCK_MODE = 0o600  # readable is enough to flock: only we (and `gt`, as us) may take it
-
-
-def _try_flock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return False
-        raise
 
 
 ANNOUNCE_AFTER = 1.0  # seconds of waiting for a lock before saying who holds it
@@ -99,6 +91,8 @@ def file_lock(
 ) -> Iterator[None]:
     """Hold an exclusive flock on `path` for the block; LockTimeout after `wait` seconds naming who
     holds it.  With `say`, a wait longer than a second says so, once, with the holder."""
+    from filelock import lock_descriptor, unlock_descriptor  # only the commands that lock pay for it
+
     with safefs.open_file(path, os.O_RDWR | os.O_CREAT, root=root, mode=LOCK_MODE) as fd:
         if os.fstat(fd).st_mode & 0o077:
             os.fchmod(fd, LOCK_MODE)  # an older 0644 lock let any user hold the town hostage
@@ -106,7 +100,7 @@ def file_lock(
         announced = [say is None]
 
         def attempt() -> bool:
-            if _try_flock(fd):
+            if lock_descriptor(fd, blocking=False):
                 return True
             if not announced[0] and time.monotonic() - started >= ANNOUNCE_AFTER and say is not None:
                 announced[0] = True
@@ -125,7 +119,7 @@ def file_lock(
         try:
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            unlock_descriptor(fd)
 
 
 @contextmanager
