@@ -33,7 +33,7 @@ class Seen:
         files: list[str] = (),  # type: ignore[assignment]
         uid: int | None = None,
         pid: int = 4242,
-        created: float = 1000.0,
+        created: float | None = 1000.0,
     ) -> None:
         self.args, self._cwd, self.files, self.uid, self.pid, self.created = args, cwd, list(files), uid, pid, created
 
@@ -57,6 +57,8 @@ class Seen:
         raise KeyError(self.uid)  # a uid without a name in /etc/passwd
 
     def create_time(self) -> float:
+        if self.created is None:
+            raise psutil.AccessDenied(self.pid)
         return self.created
 
 
@@ -96,6 +98,7 @@ def test_a_flag_is_read_as_name_value_or_name_equals_value(args: list[str], valu
 
 def test_flag_port_is_a_valid_port_or_none() -> None:
     assert procs.flag_port(_proc(Seen(["dolt", "sql-server", "-P", "3308"]))) == 3308
+    assert procs.flag_port(_proc(Seen(["dolt", "sql-server", "--port", "3309"]))) == 3309
     assert procs.flag_port(_proc(Seen(["dolt", "sql-server", "--port=99999"]))) is None
     assert procs.flag_port(_proc(Seen(["dolt", "sql-server"]))) is None
 
@@ -168,6 +171,9 @@ def test_a_server_with_the_towns_config_serves_it_and_one_with_another_config_on
     assert not procs.serves_town(_proc(mine), town.data, town.config)
     assert not procs.serves_town(_proc(mine), town.data, town.config, info_pid=lambda: 78)
     assert procs.serves_town(_proc(mine), town.data, town.config, info_pid=lambda: 77)
+    assert procs.looks_like_town_server(_proc(ours), town.data, town.config)
+    assert not procs.looks_like_town_server(_proc(mine), town.data, town.config, info_pid=lambda: 78)
+    assert procs.looks_like_town_server(_proc(mine), town.data, town.config, info_pid=lambda: 77)
 
 
 def test_a_config_elsewhere_names_its_folder_only_when_the_server_holds_files_there(town: SimpleNamespace) -> None:
@@ -185,6 +191,33 @@ def test_a_deleted_working_folder_is_read_by_its_name(town: SimpleNamespace) -> 
     seen = Seen([DOLT, "sql-server"], cwd=f"{town.data} (deleted)")
     assert procs.serves_town(_proc(seen), town.data, town.config)
     assert procs.served_data_dir(_proc(seen)) == str(town.data.resolve())
+
+
+def test_relative_flags_are_read_from_the_servers_working_folder_not_ours(
+    town: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also when Linux shows that folder as deleted; our own working folder must not matter."""
+    monkeypatch.chdir(town.data)  # a mistaken join against our folder would find the data dir
+    held = [str(town.rig / ".dolt" / "noms" / "LOCK")]
+    for cwd in (str(town.other), f"{town.other} (deleted)"):
+        flagged = Seen([DOLT, "sql-server", "--data-dir", "../town/.dolt-data"], cwd=cwd, files=held)
+        assert procs.serves_town(_proc(flagged), town.data, town.config), cwd
+        assert procs.served_data_dir(_proc(flagged)) == str(town.data.resolve()), cwd
+        configured = Seen([DOLT, "sql-server", "--config", "../town/.dolt-data/config.yaml"], cwd=cwd, files=held)
+        assert procs.serves_town(_proc(configured), town.data, town.config), cwd
+        assert procs.served_data_dir(_proc(configured)) == str(town.data.resolve()), cwd
+        here = Seen([DOLT, "sql-server", "--data-dir", "."], cwd=cwd, files=held)
+        assert not procs.serves_town(_proc(here), town.data, town.config), cwd
+        assert procs.served_data_dir(_proc(here)) == str(town.other.resolve()), cwd
+
+
+def test_a_server_whose_folder_is_unseen_but_holds_the_data_dir_is_judged_by_its_flag(
+    town: SimpleNamespace,
+) -> None:
+    held = [str(town.rig / ".dolt" / "noms" / "LOCK")]
+    named = Seen([DOLT, "sql-server", "--data-dir", str(town.data)], cwd=None, files=held)
+    assert procs.serves_town(_proc(named), town.data, town.config)
+    assert not procs.serves_town(_proc(Seen([DOLT, "sql-server"], cwd=None, files=held)), town.data, town.config)
 
 
 def test_an_unseen_working_folder_is_no_evidence(town: SimpleNamespace) -> None:
@@ -228,6 +261,7 @@ def test_the_same_process_is_one_whose_create_time_matches_within_the_clock_tick
     assert procs.same_process(seen, 1000.0) and procs.same_process(seen, 1000.9) and procs.same_process(seen, 999.1)
     assert not procs.same_process(seen, 1001.0) and not procs.same_process(seen, 999.0)
     assert not procs.same_process(seen, None)
+    assert not procs.same_process(_proc(Seen(["x"], created=None)), 1000.0)  # unseen is not the same
 
 
 # --- real processes --------------------------------------------------------------------------
@@ -342,6 +376,7 @@ def test_describe_pid_names_the_folder_a_dolt_server_serves(
     children.append(child)
     assert procs.describe_pid(child.pid) == f"dolt sql-server serving {tmp_path.resolve()}"
     assert child.pid in [p.pid for p in procs.dolt_servers()]
+    assert os.getpid() not in [p.pid for p in procs.dolt_servers()]  # this test's Python is no server
     os.kill(child.pid, signal.SIGKILL)
     assert poll_until(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, 10)
     assert child.pid not in [p.pid for p in procs.dolt_servers()]  # a zombie serves nothing

@@ -59,7 +59,7 @@ def test_a_planted_daemon_folder_is_reported_unsafe_and_the_pid_file_absent(town
     (tmp_path / "elsewhere" / "dolt.pid").write_text("1\n")
     town.daemon_dir.symlink_to(tmp_path / "elsewhere")
     found = runfiles.read_pid_file(town)
-    assert not found.exists and found.unsafe and found.pid is None
+    assert found.exists is False and found.unsafe and found.pid is None
     assert found.problem is not None and "not a folder" in found.problem
     state = runfiles.read_state(town)
     assert state.problem is not None and "not a folder" in state.problem and not state.running
@@ -93,18 +93,37 @@ def test_a_state_written_is_read_back_the_same_private_and_sorted(town: Town) ->
         log_file="/t/daemon/dolt.log",
         managed_by="gt-dolt",
         disk_bytes=0,
+        stopped_at="2026-01-01T00:00:02+00:00",
+        last_error="it stopped",
     )
     runfiles.write_state(town, state)
     assert runfiles.read_state(town) == state
     text = town.state_file.read_text()
     assert text.endswith("}\n") and list(json.loads(text)) == sorted(json.loads(text))
-    assert json.loads(text)["databases"] == ["hq", "gastown"] and "stopped_at" not in json.loads(text)
+    assert json.loads(text)["databases"] == ["hq", "gastown"] and "problem" not in json.loads(text)
     assert stat.S_IMODE(town.state_file.stat().st_mode) == 0o600
 
 
 def test_no_state_file_is_the_default_state_not_running_and_without_a_problem(town: Town) -> None:
     state = runfiles.read_state(town)
     assert state == State() and state.to_json() == {"running": False} and state.problem is None
+
+
+def test_an_empty_pid_file_or_unreadable_state_file_is_named_by_its_path(town: Town) -> None:
+    town.pid_file.write_text("")
+    assert runfiles.read_pid_file(town) == PidFile(exists=True, problem=f"{town.pid_file} is empty")
+    town.state_file.write_text("{")
+    assert runfiles.read_state(town).problem == f"{town.state_file} is not valid JSON; treating the state as unknown"
+
+
+def test_a_state_is_written_without_its_problem_and_as_plain_json_values() -> None:
+    data = State(pid=1, databases=("hq",), problem="unreadable").to_json()
+    assert data == {"running": False, "pid": 1, "databases": ["hq"]} and type(data["databases"]) is list
+
+
+def test_keys_named_like_our_internals_in_a_state_file_are_kept_as_another_tools() -> None:
+    state = runfiles.parse_state(b'{"problem": "theirs", "extra": 1, "pid": 3}', "s")
+    assert state.problem is None and state.extra == {"problem": "theirs", "extra": 1} and state.pid == 3
 
 
 def test_keys_another_tool_wrote_survive_a_rewrite(town: Town) -> None:

@@ -48,16 +48,23 @@ def test_a_file_larger_than_the_limit_is_refused_and_one_at_the_limit_is_read_wh
     data = bytes(range(256)) * 1024  # 256 KiB: several 64 KiB reads
     path.write_bytes(data)
     assert safefs.read_bytes(path, len(data), root=town) == data
-    with pytest.raises(UnsafeFile, match=r"larger than 262,143 bytes.*rm "):
+    with pytest.raises(UnsafeFile) as caught:
         safefs.read_bytes(path, len(data) - 1, root=town)
+    assert str(caught.value).startswith(f"{path} is larger than 262,143 bytes, more than gt-dolt ever writes there")
+    assert str(caught.value).endswith(f"rm {path}")
 
 
 def test_a_symlinked_file_is_refused_naming_its_target_and_never_read(town: Path, tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("not yours")
     (town / "daemon" / "dolt.pid").symlink_to(secret)
-    with pytest.raises(UnsafeFile, match=f"is a symlink to {secret}; remove it") as caught:
-        safefs.read_bytes(town / "daemon" / "dolt.pid", 100, root=town)
+    path = town / "daemon" / "dolt.pid"
+    with pytest.raises(UnsafeFile) as caught:
+        safefs.read_bytes(path, 100, root=town)
+    assert str(caught.value) == (
+        f"{path} is a symlink to {secret}; remove it (gt-dolt never follows or replaces such a file in a town), "
+        f"then retry: rm {path}"
+    )
     assert not isinstance(caught.value, UnsafeFolder)  # the file is planted, not its folder
 
 
@@ -111,6 +118,72 @@ def test_a_symlinked_folder_on_the_way_is_refused_and_nothing_is_written_through
     with pytest.raises(UnsafeFolder, match="not a folder"):
         safefs.read_bytes(town / "daemon" / "dolt.pid", 100, root=town)
     assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize("operation", ["read", "write", "remove", "require", "private"])
+def test_a_symlinked_folder_deeper_below_the_town_is_refused_too(town: Path, tmp_path: Path, operation: str) -> None:
+    """Every folder below the town is opened without following links, not only the file's own."""
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "sub").mkdir(parents=True)
+    (elsewhere / "sub" / "f").write_text("theirs")
+    (town / "daemon").rmdir()
+    (town / "daemon").symlink_to(elsewhere)
+    target = town / "daemon" / "sub" / "f"
+    with pytest.raises(UnsafeFolder, match=f"^{town / 'daemon'} is a symlink to {elsewhere}, not a folder"):
+        if operation == "read":
+            safefs.read_bytes(target, 100, root=town)
+        elif operation == "write":
+            safefs.write_atomic(target, b"ours", root=town)
+        elif operation == "remove":
+            safefs.remove(target, root=town)
+        elif operation == "require":
+            safefs.require_dir(target.parent, root=town)
+        else:
+            safefs.ensure_private_dir(target.parent / "run", root=town)
+    assert (elsewhere / "sub" / "f").read_text() == "theirs" and sorted(os.listdir(elsewhere / "sub")) == ["f"]
+
+
+def test_a_hard_linked_or_plain_file_in_a_folders_place_is_named_a_file(town: Path) -> None:
+    (town / "other").write_text("")
+    os.link(town / "other", town / "run")
+    with pytest.raises(UnsafeFolder, match=f"^{town / 'run'} is a file, not a folder; .*mv {town / 'run'} "):
+        safefs.require_dir(town / "run", root=town)
+
+
+def test_a_folder_name_too_long_for_the_system_is_one_line_saying_so(town: Path) -> None:
+    folder = town / ("x" * 300)
+    with pytest.raises(FileFailure) as caught:
+        safefs.require_dir(folder, root=town)
+    assert (
+        str(caught.value) == f"cannot open the folder {folder}: the path is too long; use a shorter folder, then retry"
+    )
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(town: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = town / "daemon" / "dolt-state.json"
+    path.write_text("old")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(FileFailure) as caught:
+        safefs.write_atomic(path, b"new", root=town)
+    assert str(caught.value) == f"cannot write {path}: no space left on the device; free some space, then retry"
+    assert path.read_text() == "old" and sorted(os.listdir(path.parent)) == ["dolt-state.json"]
+
+
+def test_a_failed_remove_is_one_line_naming_the_file(town: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = town / "daemon" / "dolt.pid"
+    path.write_text("1\n")
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(os, "unlink", read_only)
+    with pytest.raises(FileFailure) as caught:
+        safefs.remove(path, root=town)
+    assert str(caught.value) == f"cannot remove {path}: the file system is read-only; make it writable, then retry"
 
 
 def test_a_file_in_a_folders_place_is_named_as_a_file(town: Path) -> None:
@@ -172,7 +245,7 @@ def test_write_atomic_keeps_a_planted_symlink_and_its_target_untouched(town: Pat
     target.write_text("precious")
     link = town / "daemon" / "dolt.pid"
     link.symlink_to(target)
-    with pytest.raises(UnsafeFile, match=f"is a symlink to {target}"):
+    with pytest.raises(UnsafeFile, match=f"^{link} is a symlink to {target}; .*rm {link}$"):
         safefs.write_atomic(link, b"1\n", root=town)
     assert link.is_symlink() and target.read_text() == "precious"
     assert sorted(p.name for p in link.parent.iterdir()) == ["dolt.pid"]
@@ -191,7 +264,7 @@ def test_remove_refuses_a_symlink_and_keeps_it_and_its_target(town: Path, tmp_pa
     target.write_text("precious")
     link = town / "daemon" / "dolt.pid"
     link.symlink_to(target)
-    with pytest.raises(UnsafeFile, match=f"is a symlink to {target}; remove it"):
+    with pytest.raises(UnsafeFile, match=f"^{link} is a symlink to {target}; remove it.*rm {link}$"):
         safefs.remove(link, root=town)
     assert link.is_symlink() and target.read_text() == "precious"
 
@@ -271,6 +344,10 @@ def test_describe_names_what_is_wrong_and_nothing_for_a_usable_file_or_none(town
 def test_a_file_system_failure_is_one_line_saying_what_where_and_what_to_do(code: int, said: str) -> None:
     failure = safefs.failure(OSError(code, os.strerror(code)), "/t/daemon/x", "write")
     assert str(failure) == f"cannot write /t/daemon/x: {said}, then retry"
+
+
+def test_a_failure_without_an_errno_gives_its_own_words() -> None:
+    assert str(safefs.failure(OSError("odd"), "/t/x", "read")) == "cannot read /t/x: odd, then retry"
 
 
 def test_an_unlisted_failure_gives_the_systems_own_words() -> None:

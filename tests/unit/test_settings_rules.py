@@ -4,6 +4,8 @@ helpers and the settings' own properties are used, so these hold whatever shape 
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import pytest
 
 from gastown_tasks.ops.errors import ConfigError
@@ -46,7 +48,8 @@ def test_a_setting_without_a_variable_or_flag_of_gas_towns_lists_only_ours() -> 
 def test_a_long_bad_value_is_shown_cut_to_sixty_characters() -> None:
     said = _refused(log_level="x" * 100)
     assert f"invalid log_level {'x' * 100!r}"[:75] + "..." in said and "x" * 61 not in said
-    assert f"invalid log_level {'y' * 58!r} (from" in _refused(log_level="y" * 58)
+    assert f"invalid log_level {'y' * 58!r} (from" in _refused(log_level="y" * 58)  # 60 characters: whole
+    assert f"invalid log_level {'y' * 59!r}"[:75] + "... (from" in _refused(log_level="y" * 59)
 
 
 @pytest.mark.parametrize(("value", "port"), [(0, 0), ("0", 0), ("", 0), (" 9100 ", 9100), (65535, 65535)])
@@ -56,7 +59,9 @@ def test_the_metrics_port_is_zero_for_off_or_a_port(value: object, port: int) ->
 
 @pytest.mark.parametrize("value", [True, False, 65536, "-1", "x"])
 def test_a_bad_metrics_port_is_refused_saying_zero_or_a_port(value: object) -> None:
-    assert ": 0 (off) or a port from 1 to 65535;" in _refused(metrics_port=value)
+    assert f"invalid metrics_port {value!r} (from --metrics-port): 0 (off) or a port from 1 to 65535;" in _refused(
+        metrics_port=value
+    )
 
 
 @pytest.mark.parametrize(
@@ -70,7 +75,16 @@ def test_hosts_are_addresses_or_names_with_loopback_names_made_addresses(value: 
 
 @pytest.mark.parametrize("value", ["bad host", "-lead.example", "a..b", "x" * 64, ".".join(["a" * 50] * 6), ""])
 def test_a_host_the_resolver_cannot_take_is_refused_with_an_example(value: str) -> None:
-    assert ": give an address such as 127.0.0.1;" in _refused(host=value)
+    assert f"invalid host {value!r}"[:70] in _refused(host=value)  # cut to 57 characters and "..."
+    assert "(from --host): give an address such as 127.0.0.1;" in _refused(host=value)
+
+
+@pytest.mark.parametrize("value", [True, 1.5])
+def test_a_host_that_is_not_text_is_refused_as_yaml_would_give_it(value: object) -> None:
+    """`host: yes` in YAML is True, `host: 1.5` a float: neither is the name "True" or "1.5"."""
+    with pytest.raises(ConfigError, match=rf"invalid host {value!r} \(from dolt.host in the Invoke config\)"):
+        resolve_settings({"host": value}, environ={})
+    assert normalize_host(None) is None
 
 
 def test_host_name_labels_may_be_63_characters_and_names_253() -> None:
@@ -79,7 +93,17 @@ def test_host_name_labels_may_be_63_characters_and_names_253() -> None:
     assert normalize_host(name) == name and normalize_host(name + "b") is None
 
 
-SWITCHES = [("yes", True), ("ON", True), ("1", True), (True, True), ("no", False), ("off", False), ("0", False)]
+SWITCHES = [
+    ("true", True),
+    ("False", False),
+    ("yes", True),
+    ("ON", True),
+    ("1", True),
+    (True, True),
+    ("no", False),
+    ("off", False),
+    ("0", False),
+]
 
 
 @pytest.mark.parametrize(("value", "flag"), [*SWITCHES, ("", False), (False, False)])
@@ -97,8 +121,10 @@ def test_a_switch_that_is_neither_true_nor_false_is_refused() -> None:
 def test_a_negative_gt_wait_timeout_means_leave_dolts_as_gt_reads_it() -> None:
     assert resolve_settings(environ={"GT_DOLT_WAIT_TIMEOUT": "-1"}).wait_timeout == 0
     assert resolve_settings(environ={"GT_DOLT_WAIT_TIMEOUT": " 28800 "}).wait_timeout == 28800
-    assert "invalid wait_timeout '-x'" in _refused(wait_timeout="-x")
+    assert resolve_settings(environ={}, wait_timeout=999_999_999).wait_timeout == 999_999_999
+    assert "invalid wait_timeout '-x' (from --wait-timeout)" in _refused(wait_timeout="-x")
     assert ": it must be a whole number from 0 to 999999999;" in _refused(wait_timeout="1.5")
+    assert "invalid wait_timeout 1000000000" in _refused(wait_timeout=1_000_000_000)
 
 
 @pytest.mark.parametrize(("value", "ok"), [(1, True), ("1000", True), (0, False), (1001, False), (True, False)])
@@ -127,16 +153,27 @@ def test_sizes_and_ages_are_plain_numbers_with_their_own_bounds() -> None:
 
 def test_the_watch_interval_is_at_least_a_tenth_of_a_second() -> None:
     assert resolve_settings(environ={}, watch_interval="0.1").watch_interval == 0.1
+    assert "invalid watch_interval 'x' (from --interval): it must be a number of seconds" in _refused(
+        watch_interval="x"
+    )
     assert "invalid watch_interval 0.09 (from --interval): at least 0.1 seconds;" in _refused(watch_interval=0.09)
 
 
 def test_server_and_cluster_trees_are_mappings_copied_plain_or_refused() -> None:
-    nested = {"listener": {"max_connections": 10}, 7: "x"}
+    nested = {"listener": MappingProxyType({"max_connections": 10}), 7: "x"}
     settings = resolve_settings({"server": nested, "cluster": ""}, environ={})
     assert settings.server == {"listener": {"max_connections": 10}, "7": "x"} and settings.cluster == {}
     assert type(settings.server["listener"]) is dict
     with pytest.raises(ConfigError, match=r"invalid server \['a'\].*dolt.server must be a mapping"):
         resolve_settings({"server": ["a"]}, environ={})
+
+
+def test_a_bad_log_level_lists_the_levels_and_where_it_came_from() -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_settings(environ={"GT_DOLT_LOGLEVEL": "loud"})
+    assert str(caught.value).startswith(
+        "invalid log_level 'loud' (from GT_DOLT_LOGLEVEL): use one of trace, debug, info, warning, error, fatal; "
+    )
 
 
 def test_text_settings_are_kept_as_text() -> None:
@@ -152,6 +189,11 @@ def test_unknown_config_keys_and_none_values_are_ignored() -> None:
 def test_gt_env_overrides_reads_gas_towns_variables_and_skips_blank_ones() -> None:
     env = {"GT_DOLT_PORT": "4000", "GT_DOLT_HOST": "  ", "GT_DOLT_LOG_MAX_MB": "5", "INVOKE_DOLT_PORT": "1"}
     assert gt_env_overrides(env) == {"port": "4000", "log_max_mb": "5"}
+
+
+def test_gt_env_overrides_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GT_DOLT_USER", "from-env")
+    assert gt_env_overrides()["user"] == "from-env"
 
 
 @pytest.mark.parametrize(("value", "port"), [(" 3307 ", 3307), (1, 1), ("000001", None), ("\u00b3", None), (1.0, None)])
