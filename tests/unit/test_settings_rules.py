@@ -73,7 +73,9 @@ def test_hosts_are_addresses_or_names_with_loopback_names_made_addresses(value: 
     assert resolve_settings(environ={}, host=value).host == host
 
 
-@pytest.mark.parametrize("value", ["bad host", "-lead.example", "a..b", "x" * 64, ".".join(["a" * 50] * 6), ""])
+@pytest.mark.parametrize(
+    "value", ["bad host", "[::1", "::1]", "-lead.example", "a..b", "x" * 64, ".".join(["a" * 50] * 6), ""]
+)
 def test_a_host_the_resolver_cannot_take_is_refused_with_an_example(value: str) -> None:
     assert f"invalid host {value!r}"[:70] in _refused(host=value)  # cut to 57 characters and "..."
     assert "(from --host): give an address such as 127.0.0.1;" in _refused(host=value)
@@ -164,7 +166,10 @@ def test_server_and_cluster_trees_are_mappings_copied_plain_or_refused() -> None
     settings = resolve_settings({"server": nested, "cluster": ""}, environ={})
     assert settings.server == {"listener": {"max_connections": 10}, "7": "x"} and settings.cluster == {}
     assert type(settings.server["listener"]) is dict
-    with pytest.raises(ConfigError, match=r"invalid server \['a'\].*dolt.server must be a mapping"):
+    with pytest.raises(
+        ConfigError,
+        match=r"invalid server \['a'\] \(from dolt.server in the Invoke config\): dolt.server must be a mapping",
+    ):
         resolve_settings({"server": ["a"]}, environ={})
 
 
