@@ -296,6 +296,7 @@ def test_live_is_a_running_process_never_pid_zero_or_below_and_never_a_zombie(
 ) -> None:
     assert procs.live(os.getpid()) is not None and procs.live(os.getpid()).pid == os.getpid()  # type: ignore[union-attr]
     assert procs.live(0) is None and procs.live(-1) is None
+    assert procs.live(1) is not None  # pid 1 is a process like any other
     child = _child("")
     children.append(child)
     os.kill(child.pid, signal.SIGKILL)
@@ -402,16 +403,20 @@ def test_describe_pid_says_who_runs_another_users_process() -> None:
 
 
 def test_the_listener_on_a_port_is_found_with_its_address_and_a_free_port_has_none() -> None:
-    with socket.socket() as listener, socket.socket() as idle:
+    with socket.socket() as listener, socket.socket() as idle, socket.socket() as client:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
+        client.connect(listener.getsockname())  # a connection, not a listener
+        outgoing = client.getsockname()[1]
         idle.bind(("127.0.0.1", 0))  # bound, not listening: nobody answers there
         port, free = listener.getsockname()[1], idle.getsockname()[1]
         me = psutil.Process()
         assert procs.listeners_on_port(port) == [os.getpid()]
         assert procs.listeners_on_port(free) == []
         assert port in procs.listening_ports(me) and free not in procs.listening_ports(me)
+        assert outgoing not in procs.listening_ports(me)
         assert ("127.0.0.1", port) in procs.listen_addresses(me)
+        assert ("127.0.0.1", outgoing) not in procs.listen_addresses(me)
         assert procs.listeners_where("127.0.0.1", port) == [os.getpid()]
         assert procs.listeners_where("127.0.0.1", free) == []
         holders = procs.port_holders("127.0.0.1", port)
