@@ -110,10 +110,6 @@ class State(NamedTuple):
     extra: Mapping[str, Any] = MappingProxyType({})  # keys another tool wrote: kept on rewrite
     problem: str | None = None  # why the file could not be used; the rest is then empty
 
-    @property
-    def exists(self) -> bool:
-        return self.problem is not None or bool(self.to_json())
-
     def claims(self, pid: int) -> bool:
         """The state says this pid is the running server."""
         return self.running and self.pid == pid
