@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from gastown_tasks.ops import procs
+from gastown_tasks.ops.host import procs
 from gastown_tasks.ops.polling import poll_until
 
 

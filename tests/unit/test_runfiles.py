@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gastown_tasks.ops import runfiles
 from gastown_tasks.ops.errors import FileFailure, UnsafeFolder
+from gastown_tasks.ops.files import runfiles
 from gastown_tasks.ops.files.runfiles import MAX_PID, STATE_FILE_LIMIT, PidFile, State
 from gastown_tasks.ops.town import Town
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gastown_tasks.ops import safefs
 from gastown_tasks.ops.errors import FileFailure, UnsafeFile, UnsafeFolder
+from gastown_tasks.ops.files import safefs
 
 
 @pytest.fixture
