@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "town_root": "",
     "allow_passwordless_bind": False,
     "allow_outside_paths": False,
-    "wait_timeout": 30,
+    "wait_timeout": 30,  # seconds before an idle connection is closed: the read timeout (serverconfig)
     "drain_timeout": 10.0,
     "metrics_port": 0,
     "log_max_mb": 100.0,
