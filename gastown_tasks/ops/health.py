@@ -173,7 +173,7 @@ def health_lines(health: dict[str, Any]) -> list[str]:
         lines.append(
             f"  idle:       {conns['idle']} connection(s)"
             + (f", the longest idle {longest}s" if longest is not None else "")
-            + f"; the server closes one idle {conns['idle_closed_after_seconds']}s"
+            + f"; the server closes a connection idle {conns['idle_closed_after_seconds']}s"
         )
     sizes = []
     if disk is not None:
