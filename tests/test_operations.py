@@ -43,10 +43,10 @@ def test_the_managed_config_sets_a_towns_defaults_and_dolt_reads_them_back(rigge
     assert_clean(t.gt_dolt("start"), 0)
     assert variables(t) == {
         "max_connections": 1000,
-        "net_read_timeout": 300,
+        "net_read_timeout": 30,  # dolt.wait_timeout: the listener's read timeout closes idle connections
         "net_write_timeout": 300,
         "dolt_transaction_commit": 0,
-        "wait_timeout": 30,
+        "wait_timeout": 28800,  # Dolt's, never written: the pinned Dolt does not enforce it
     }
     assert f"--config {t.town.config_file}" in " ".join(psutil.Process(read_pid_file(t.town).pid).cmdline())
     assert t.town.config_file.stat().st_mode & 0o777 == 0o600

@@ -248,7 +248,9 @@ SETTINGS: tuple[Setting, ...] = (
         30,
         _wait_timeout,
         f"it must be a whole number of seconds from 0 to {MAX_COUNT}",
-        "the server's `wait_timeout` (idle connections close); 0 = Dolt's",
+        "seconds before the server closes an idle connection: written as the listener's read timeout, the only "
+        "idle reclaim the pinned Dolt honours (it ignores MySQL's `wait_timeout`); it also cuts any statement "
+        'that runs longer (`docs/operations.md`, "Idle connections"); 0 = gt\'s 300 s',
         env="GT_DOLT_WAIT_TIMEOUT",
     ),
     Setting(

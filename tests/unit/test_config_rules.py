@@ -13,7 +13,7 @@ from gastown_tasks.cli.trust import find_project, invoke_sources
 from gastown_tasks.ops.errors import ConfigError
 from gastown_tasks.ops.server import serverconfig
 from gastown_tasks.ops.server.drain import QUIET_SECONDS, Client
-from gastown_tasks.ops.settings import resolve_settings
+from gastown_tasks.ops.settings import resolve_settings, settings_from_mapping
 from gastown_tasks.ops.sql import sqlclient
 from gastown_tasks.ops.town import Town
 
@@ -30,18 +30,26 @@ def test_the_defaults_are_a_towns_and_read_back_from_yaml_as_written() -> None:
         "host": "127.0.0.1",
         "port": 3307,
         "max_connections": 1000,
-        "read_timeout_millis": 300_000,
+        "read_timeout_millis": 30_000,
         "write_timeout_millis": 300_000,
     }
     assert tree["behavior"]["dolt_transaction_commit"] is False and tree["data_dir"] == "/towns/t/.dolt-data"
-    assert tree["system_variables"] == {"secure_file_priv": "/towns/t/daemon/sql-files", "wait_timeout": 30}
+    assert tree["system_variables"] == {"secure_file_priv": "/towns/t/daemon/sql-files"}
     assert yaml.safe_load(serverconfig.to_yaml(tree)) == tree
 
 
-def test_overrides_are_deep_merged_and_zero_wait_timeout_leaves_dolts() -> None:
-    tree = _config(server={"listener": {"max_connections": 50}, "behavior": {"read_only": True}}, wait_timeout=0)
+def test_wait_timeout_is_the_listeners_read_timeout_the_only_idle_reclaim_the_pinned_dolt_honours() -> None:
+    assert _config(wait_timeout=2)["listener"]["read_timeout_millis"] == 2000
+    zero = _config(wait_timeout=0)
+    assert zero["listener"]["read_timeout_millis"] == 300_000  # gt's
+    assert "wait_timeout" not in zero["system_variables"] and "wait_timeout" not in _config()["system_variables"]
+
+
+def test_overrides_are_deep_merged_and_win_over_the_idle_reclaim() -> None:
+    server = {"listener": {"max_connections": 50, "read_timeout_millis": 60_000}, "behavior": {"read_only": True}}
+    tree = _config(server=server, wait_timeout=0)
     assert tree["listener"]["max_connections"] == 50 and tree["listener"]["port"] == 3307
-    assert tree["behavior"]["read_only"] is True and "wait_timeout" not in tree["system_variables"]
+    assert tree["listener"]["read_timeout_millis"] == 60_000 and tree["behavior"]["read_only"] is True
 
 
 @pytest.mark.parametrize(
@@ -135,6 +143,17 @@ def test_invoke_configuration_sources_are_found_without_invoke(tmp_path: Path) -
 )
 def test_sql_errors_are_classified_once(exc: Exception, kind: str) -> None:
     assert sqlclient.classify(exc) == kind
+
+
+@pytest.mark.parametrize("said", sqlclient.CUT_BY_RECLAIM)
+def test_a_statement_cut_by_the_idle_reclaim_says_which_setting_lets_it_run_longer(said: str) -> None:
+    cut = sqlclient.failure(settings_from_mapping({}), pymysql.err.OperationalError(1105, said), "back up rig hq")
+    assert str(cut).startswith(f"cannot back up rig hq: the server cut the statement ({said})")
+    assert "raise dolt.wait_timeout, restart the server" in str(cut)
+    other = sqlclient.failure(
+        settings_from_mapping({}), pymysql.err.OperationalError(1105, "table not found: x"), "read"
+    )
+    assert str(other) == "cannot read: the server said: table not found: x"
 
 
 def test_a_client_is_busy_while_it_runs_a_query_or_was_active_lately() -> None:

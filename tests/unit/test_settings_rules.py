@@ -59,8 +59,9 @@ def test_the_metrics_port_is_zero_for_off_or_a_port(value: object, port: int) ->
 
 @pytest.mark.parametrize("value", [True, False, 65536, "-1", "x"])
 def test_a_bad_metrics_port_is_refused_saying_zero_or_a_port(value: object) -> None:
-    assert f"invalid metrics_port {value!r} (from --metrics-port): it must be 0 (off) or a port from 1 to 65535;" in _refused(
-        metrics_port=value
+    assert (
+        f"invalid metrics_port {value!r} (from --metrics-port): it must be 0 (off) or a port from 1 to 65535;"
+        in _refused(metrics_port=value)
     )
 
 
@@ -158,7 +159,10 @@ def test_the_watch_interval_is_at_least_a_tenth_of_a_second() -> None:
     assert "invalid watch_interval 'x' (from --interval): it must be a number of seconds" in _refused(
         watch_interval="x"
     )
-    assert "invalid watch_interval 0.09 (from --interval): it must be a number of seconds, 0.1 or more (at most 2592000);" in _refused(watch_interval=0.09)
+    assert (
+        "invalid watch_interval 0.09 (from --interval): it must be a number of seconds, 0.1 or more (at most 2592000);"
+        in _refused(watch_interval=0.09)
+    )
 
 
 def test_server_and_cluster_trees_are_mappings_copied_plain_or_refused() -> None:

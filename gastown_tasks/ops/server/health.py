@@ -85,6 +85,16 @@ def free_bytes(town: Town) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
+# The idle connections the server sees ("Sleep" in its process list, TIME = seconds since their last
+# command) and when it closes them: on the pinned Dolt only the listener's read timeout does
+# (@@net_read_timeout, in seconds; wait_timeout is read back but never enforced: docs/operations.md).
+IDLE_COLUMNS = (
+    "(SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Sleep'), "
+    "(SELECT MAX(TIME) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Sleep'), "
+    "@@GLOBAL.net_read_timeout"
+)
+
+
 def measure(town: Town, settings: DoltSettings, port: int) -> dict[str, Any]:
     """One full reading of the server's health, the rigs' sizes included (doctor); raises
     SqlFailure/AccessDenied when it does not answer."""
@@ -109,14 +119,20 @@ def measure_on(conn: Any, town: Town, settings: DoltSettings, served: list[str],
         started = time.perf_counter()
         cur.execute(
             "SELECT (SELECT COUNT(*) FROM information_schema.PROCESSLIST), @@GLOBAL.max_connections, "
-            f"@@GLOBAL.read_only{role}"
+            f"@@GLOBAL.read_only, {IDLE_COLUMNS}{role}"
         )
-        used, maximum, read_only, *cluster_role = cur.fetchone()
+        used, maximum, read_only, idle, longest_idle, reclaim, *cluster_role = cur.fetchone()
         latency = (time.perf_counter() - started) * 1000
         ages = _ages(cur, served[: COMMIT_AGE_RIGS if sizes else STATUS_COMMIT_AGE_RIGS])
     return {
         "latency_ms": round(latency, 2),
-        "connections": {"used": int(used), "max": int(maximum)},
+        "connections": {
+            "used": int(used),
+            "max": int(maximum),
+            "idle": int(idle),
+            "longest_idle_seconds": None if longest_idle is None else int(longest_idle),
+            "idle_closed_after_seconds": int(reclaim),
+        },
         "read_only": bool(int(read_only)),
         "cluster_role": (cluster_role or [None])[0] or None,
         "newest_commit_age_seconds": ages,
@@ -152,6 +168,13 @@ def health_lines(health: dict[str, Any]) -> list[str]:
         f"  health:     {health['latency_ms']:.1f} ms per query, {conns['used']}/{conns['max']} connections"
         + (", READ-ONLY" if health["read_only"] else "")
     ]
+    if conns.get("idle") is not None:
+        longest = conns.get("longest_idle_seconds")
+        lines.append(
+            f"  idle:       {conns['idle']} connection(s)"
+            + (f", the longest idle {longest}s" if longest is not None else "")
+            + f"; the server closes a connection idle {conns['idle_closed_after_seconds']}s"
+        )
     sizes = []
     if disk is not None:
         largest = f" (largest {max(disk, key=lambda rig: disk[rig])})" if len(disk) > 1 else ""
@@ -178,7 +201,7 @@ def warnings(health: dict[str, Any], disk_at_start: int | None) -> list[tuple[st
         found.append(
             (
                 f"{conns['used']} of {conns['max']} connections in use",
-                "find idle clients: gt-dolt sql -q 'SHOW PROCESSLIST' (dolt.wait_timeout closes idle ones)",
+                "find idle clients: gt-dolt sql -q 'SHOW PROCESSLIST' (idle ones close after dolt.wait_timeout)",
             )
         )
     if health["read_only"] and health.get("cluster_role") != "standby":  # a standby is read-only by design

@@ -17,11 +17,15 @@ Defaults, each chosen for a town of many agents:
 - auto_gc_behavior enable, archive_level 1: gt's; Dolt collects garbage as it goes, into archives.
 - max_connections 1000: agents hold pooled connections; Dolt's own listener default, made explicit
   so @@max_connections reads it back (unset, it reads 151).
-- read/write timeouts 300 s: Dolt's 8 h default kept dead clients as CLOSE_WAIT sockets until the
-  connection cap was exhausted (Gas Town failure modes 20-21); 5 min still allows long queries.
+- read timeout dolt.wait_timeout (30 s): on the pinned Dolt the listener's read timeout is the only
+  thing that closes an idle connection (`wait_timeout` reads back but is never enforced), and it
+  also cuts every statement that runs longer, whatever it is (measured: docs/operations.md, "Idle
+  connections").  30 s is Gas Town's own daemon value; 0 writes gt's CLI value, 300 s.  Dolt's 8 h
+  default kept dead clients as CLOSE_WAIT sockets until the connection cap was exhausted (Gas Town
+  failure modes 20-21).  `wait_timeout` itself is not written: no Dolt we pin honours it.
+- write timeout 300 s (gt's): how long a client that stops reading a result may hold a connection.
 - dolt_transaction_commit false: true makes every SQL commit a Dolt commit, including reads'
   implicit ones (Gas Town failure mode 22: 700k connections and a crash).
-- wait_timeout (dolt.wait_timeout, 30 s) in system_variables: idle agent connections close.
 - secure_file_priv daemon/sql-files (0700): Dolt's default "" lets any SQL user write files
   anywhere as the server's user (SELECT … INTO OUTFILE), and every local user reaches loopback.
 - no unix socket: the host is never `localhost`, which would make Dolt create /tmp/mysql.sock.
@@ -43,7 +47,7 @@ from ..settings import DoltSettings
 from ..town import Town
 
 MAX_CONNECTIONS = 1000
-NET_TIMEOUT_MS = 300_000
+NET_TIMEOUT_MS = 300_000  # gt's read and write timeouts (its CLI's config)
 CONFIG_MODE = 0o600
 
 # The keys of servercfg.YAMLConfig in the pinned Dolt (libraries/doltcore/servercfg/yaml_config.go):
@@ -118,6 +122,11 @@ OWNED: dict[tuple[str, ...], str] = {
 WHOLE_SECONDS = {("listener", "read_timeout_millis"), ("listener", "write_timeout_millis")}
 
 
+def idle_reclaim_ms(settings: DoltSettings) -> int:
+    """The listener's read timeout: what closes an idle connection (and cuts a longer statement)."""
+    return settings.wait_timeout * 1000 if settings.wait_timeout else NET_TIMEOUT_MS
+
+
 def defaults(settings: DoltSettings, town: Town) -> dict[str, Any]:
     tree: dict[str, Any] = {
         "log_level": settings.log_level,
@@ -132,15 +141,12 @@ def defaults(settings: DoltSettings, town: Town) -> dict[str, Any]:
             "host": settings.host,
             "port": settings.port,
             "max_connections": MAX_CONNECTIONS,
-            "read_timeout_millis": NET_TIMEOUT_MS,
+            "read_timeout_millis": idle_reclaim_ms(settings),
             "write_timeout_millis": NET_TIMEOUT_MS,
         },
         "data_dir": str(town.data_dir),
     }
-    variables: dict[str, Any] = {"secure_file_priv": str(town.sql_files_dir)}
-    if settings.wait_timeout:
-        variables["wait_timeout"] = settings.wait_timeout
-    tree["system_variables"] = variables
+    tree["system_variables"] = {"secure_file_priv": str(town.sql_files_dir)}
     if settings.metrics_port:
         open_to_network = settings.is_loopback or settings.allow_passwordless_bind
         tree["metrics"] = {"host": settings.host if open_to_network else "127.0.0.1", "port": settings.metrics_port}

@@ -27,6 +27,7 @@ Kind = Literal["denied", "refused", "unreachable", "timeout", "error"]
 
 ACCESS_DENIED = 1045
 CANT_CONNECT = 2003
+SERVER_ERROR = 1105  # ER_UNKNOWN_ERROR: what Dolt answers for most of its own errors
 AUTH_PLUGIN_REFUSED = 2059  # CR_AUTH_PLUGIN_CANNOT_LOAD
 LOST = (2006, 2013)
 
@@ -256,9 +257,24 @@ def failure(settings: DoltSettings, exc: BaseException, what: str) -> AccessDeni
             f"the server on {settings.address} does not answer in time ({message_of(exc)}); it may be frozen "
             f"or overloaded; {Remedy.DOCTOR}"
         )
+    elif cut_by_reclaim(exc):
+        said = (
+            f"the server cut the statement ({message_of(exc)}): Dolt ends any statement that runs longer than "
+            "its idle reclaim, the listener's read timeout (dolt.wait_timeout); raise dolt.wait_timeout, "
+            "restart the server (gt-dolt restart) and try again"
+        )
     else:
         said = f"the server said: {message_of(exc)}"
     return SqlFailure(f"cannot {what}: {said}", kind=kind)
+
+
+# What the pinned Dolt answers (error 1105) when a statement outlives the listener's read timeout:
+# its row wait, its connection watcher, or the statement's own context ran out (docs/operations.md).
+CUT_BY_RECLAIM = ("row read wait bigger than connection timeout", "connection was closed", "context canceled")
+
+
+def cut_by_reclaim(exc: BaseException) -> bool:
+    return bool(exc.args) and exc.args[0] == SERVER_ERROR and message_of(exc) in CUT_BY_RECLAIM
 
 
 def show_databases(conn: Any) -> list[str]:
