@@ -249,6 +249,29 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "dump",
+        "recovery:dump",
+        """Save the server's goroutine stacks into daemon/dolt.log (SIGQUIT), which ENDS it; then start it again.
+
+        Go's SIGQUIT handler writes every goroutine's stack and exits the process, so the server
+        stops as a crash would (no drain).  The server is proved to be this town's first.  Examples:
+          gt-dolt dump              # dump, then start again
+          gt-dolt dump --no-start   # dump and leave it stopped
+        """,
+        (Option("no_start", "Leave the server stopped after the dump", flag=True),),
+    ),
+    Command(
+        "recover",
+        "recovery:recover",
+        """Probe the server; restart it if wedged or read-only, then prove it takes writes again.
+
+        A read-only server is restarted gracefully; a silent one (stopped, no listener, connections
+        at the cap, no answer) is dumped first (see dump).  Exit 0 answering and writable, 1 still
+        wedged, 3 not running, 6 refused credentials.  Examples:
+          gt-dolt recover
+        """,
+    ),
+    Command(
         "backup",
         "operations:backup",
         """Sync each rig (or one) to a Dolt backup: file://<town>/.dolt-backup/<rig> by default.

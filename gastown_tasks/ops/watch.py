@@ -1,10 +1,13 @@
 """Keeping the server running: check every interval, restart with backoff, give up loudly.
 
 One watcher per town (daemon/dolt-watch.lock); every event goes to daemon/dolt-watch.log.  A dead
-server is started again at once; one that is alive but does not answer twice in a row is
-restarted.  Further restarts wait 5 s, doubling to 5 min; after 5 restarts in 10 minutes the
-watcher gives up (exit 1) rather than restart a server that keeps dying.  A healthy check after
-the backoff's worth of time resets it.  Ctrl-C ends the watch and leaves the server as it is.
+server is started again at once; one that is alive but wedged (ops/wedge.py: stopped, no listener,
+connections at the cap, no answer within the deadline, read-only) at two checks in a row is
+restarted: a read-only one gracefully (it still answers), a silent one after a goroutine dump
+(SIGQUIT: Go writes the stacks into dolt.log and exits), then started.  Further restarts wait 5 s,
+doubling to 5 min; after 5 restarts in 10 minutes the watcher gives up (exit 1) rather than restart
+a server that keeps dying.  A healthy check after the backoff's worth of time resets it.  Ctrl-C
+ends the watch and leaves the server as it is.
 """
 
 from __future__ import annotations
@@ -16,14 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from . import safefs, sqlclient
+from . import safefs
 from .discovery import observe
 from .errors import GastownError, LockTimeout
+from .launch import StartResult
 from .locking import file_lock, holder_of
 from .runfiles import iso_time
 from .server import restart, start
 from .settings import DoltSettings
 from .town import Town
+from .wedge import Wedge
 
 Verdict = Literal["ok", "dead", "unanswering"]
 Echo = Callable[[str], None]
@@ -53,6 +58,8 @@ class Watcher:
     silent_checks: int = 0
     backoff: float = 0.0
     healthy_since: float | None = None
+    wedge: Wedge = Wedge("ok")
+    wedged_pid: int | None = None
 
     def log(self, message: str) -> None:
         line = f"{iso_time()} {message}"
@@ -67,11 +74,11 @@ class Watcher:
         seen = observe(self.town, self.settings)
         if seen.running is None:
             return "dead"
-        target = self.settings.with_overrides(port=seen.running.port)
-        try:
-            answers = sqlclient.served_databases(target, timeout=2.0) is not None
-        except GastownError:
-            answers = False
+        from .wedge import diagnose
+
+        self.wedge = diagnose(self.town, self.settings, seen.running)
+        self.wedged_pid = seen.running.pid
+        answers = self.wedge.ok or self.wedge.kind == "refused credentials"
         self.silent_checks = 0 if answers else self.silent_checks + 1
         if answers and self.settings.cluster:
             self.finish_fence(seen.running.port)
@@ -102,18 +109,32 @@ class Watcher:
                 return False
         self.restarts.append(time.monotonic())
         self.backoff = min(max(self.backoff * 2, self.policy.backoff), self.policy.max_backoff)
-        what = "the server is not running" if verdict == "dead" else "the server does not answer"
+        what = (
+            "the server is not running"
+            if verdict == "dead"
+            else f"the server is wedged ({self.wedge.kind}): {self.wedge.said}"
+        )
         try:
             if verdict == "dead":
                 result = start(self.town, self.settings)
+            elif self.wedge.kind == "read-only":  # it still answers: a graceful restart reopens its rigs
+                _, result = restart(self.town, self.settings)
             else:
-                _, result = restart(self.town, self.settings, force=True)
+                result = self.dump_and_start()
         except GastownError as exc:
             self.log(f"{what}; restart {len(self.restarts)} failed: {str(exc).splitlines()[0]}")
             return False
         self.silent_checks = 0
         self.log(f"{what}; restarted it: pid {result.pid} on port {result.port}")
         return True
+
+    def dump_and_start(self) -> StartResult:
+        """A silent server gets SIGQUIT (its stacks go to dolt.log, and Go ends it), then a start."""
+        from .wedge import dump
+
+        saved = dump(self.town, self.settings, self.wedged_pid)
+        self.log(saved.sentence())
+        return start(self.town, self.settings)
 
     def once(self) -> int:
         """One check (and one restart when needed); the status code: 0 answering, 3 not."""
