@@ -133,13 +133,8 @@ def silent_kind(town: Town, settings: DoltSettings, running: Running) -> Wedge:
     )
 
 
-def _locked_inodes(pid: int) -> set[tuple[int, int, int]] | None:
-    """(major, minor, inode) of every lock `pid` holds, from /proc/locks (None where there is none)."""
-    try:
-        with open("/proc/locks", "rb") as f:
-            text = f.read(4 * 1024 * 1024).decode("ascii", errors="replace")
-    except OSError:
-        return None
+def locks_held(text: str, pid: int) -> set[tuple[int, int, int]]:
+    """(major, minor, inode) of every lock `pid` holds, from the text of /proc/locks."""
     held = set()
     for line in text.splitlines():
         fields = line.split()
@@ -154,6 +149,15 @@ def _locked_inodes(pid: int) -> set[tuple[int, int, int]] | None:
         except (ValueError, IndexError):
             continue
     return held
+
+
+def _locked_inodes(pid: int) -> set[tuple[int, int, int]] | None:
+    """The locks `pid` holds (None where /proc/locks cannot be read: not Linux)."""
+    try:
+        with open("/proc/locks", "rb") as f:
+            return locks_held(f.read(4 * 1024 * 1024).decode("ascii", errors="replace"), pid)
+    except OSError:
+        return None
 
 
 def unlocked_rigs(town: Town, running: Running, served: list[str]) -> list[str] | None:
@@ -213,8 +217,8 @@ def diagnose(town: Town, settings: DoltSettings, running: Running, deadline: flo
     import pymysql
 
     target = settings.with_overrides(port=running.port)
-    if _stopped(running.proc):  # it would accept TCP and never greet: no need to wait that out
-        return silent_kind(town, settings, running)
+    if _stopped(running.proc) or established(running.proc, running.port) >= connection_cap(town, settings):
+        return silent_kind(town, settings, running)  # a login would only wait its deadline out
     try:
         conn = sqlclient.connect(target, timeout=deadline, read_timeout=sqlclient.handshake_deadline(deadline))
     except pymysql.err.MySQLError as exc:
