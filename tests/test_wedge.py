@@ -231,3 +231,14 @@ def test_watch_and_dump_signal_nothing_but_the_towns_server(rigged_town: TownFix
         assert _new_server_answers(t, first.pid)
     finally:
         end(foreign)
+
+
+def test_a_user_who_may_not_create_the_scratch_database_sees_no_wedge(rigged_town: TownFixture) -> None:
+    t = rigged_town
+    server.start(t.town, t.settings)
+    t.query("CREATE USER 'reader'@'%' IDENTIFIED BY 'pw'")
+    t.query("GRANT SELECT ON *.* TO 'reader'@'%'")
+    done = t.gt_dolt("status", "--json", GT_DOLT_USER="reader", GT_DOLT_PASSWORD="pw")
+    assert_clean(done, 0)
+    wedge = json.loads(done.stdout)["wedge"]
+    assert wedge["kind"] == "ok" and "the write probe could not run" in wedge["said"], wedge

@@ -197,8 +197,16 @@ def write_probe(conn: Any) -> str | None:
 
 def answering_kind(town: Town, settings: DoltSettings, running: Running, conn: Any, served: list[str]) -> Wedge:
     """On an open connection: whether the server takes writes (server-wide and rig by rig)."""
+    import pymysql
+
     said = []
-    refused = None if settings.cluster else write_probe(conn)  # a cluster's role decides: cluster-status
+    unprobed = ""
+    try:
+        refused = None if settings.cluster else write_probe(conn)  # a cluster's role decides: cluster-status
+    except pymysql.err.MySQLError as exc:
+        if sqlclient.classify(exc) == "timeout":
+            raise
+        refused, unprobed = None, f"the write probe could not run: {sqlclient.message_of(exc)}"
     if refused is not None:
         said.append(f"a write in the scratch database {PROBE_DATABASE} was refused: {refused}")
     rigs = unlocked_rigs(town, running, served) or []
@@ -209,7 +217,7 @@ def answering_kind(town: Town, settings: DoltSettings, running: Running, conn: A
         )
     if said:
         return Wedge("read-only", "; ".join(said), tuple(rigs))
-    return Wedge("ok")
+    return Wedge("ok", unprobed)  # a user without CREATE is not a wedge
 
 
 def diagnose(town: Town, settings: DoltSettings, running: Running, deadline: float = DEADLINE) -> Wedge:
