@@ -16,9 +16,10 @@ import psutil
 import pymysql
 import pytest
 
-from conftest import Lines, TownFixture
+from conftest import Lines, TownFixture, first_line, spawn_fake_server
 from faultkit import assert_clean, audit_events, audited_gt_dolt, end, gt_dolt_popen, sleeper, wait_until
 from gastown_tasks.ops import procs, server
+from gastown_tasks.ops.discovery import Running, record_running
 from gastown_tasks.ops.rigs import PROBE_DATABASE
 from gastown_tasks.ops.runfiles import read_pid_file
 
@@ -242,3 +243,23 @@ def test_a_user_who_may_not_create_the_scratch_database_sees_no_wedge(rigged_tow
     assert_clean(done, 0)
     wedge = json.loads(done.stdout)["wedge"]
     assert wedge["kind"] == "ok" and "the write probe could not run" in wedge["said"], wedge
+
+
+def test_a_server_without_a_listener_is_named_so_and_recover_replaces_it__FAKE(rigged_town: TownFixture) -> None:
+    """A FAKE dolt that lives and never listens: a real Dolt cannot be made to drop its listener."""
+    t = rigged_town
+    fake = spawn_fake_server("dolt-fake-never-ready", t, t.port)
+    try:
+        first_line(fake)
+        # the run files a start writes, as if it had answered and then lost its listener
+        proc = psutil.Process(fake.pid)
+        record_running(t.town, t.settings, Running(proc, t.port, "pid file", listening=True), ["hq"])
+        seen = _status(t)
+        assert seen["pid"] == fake.pid and seen["wedge"]["kind"] == "no listener", seen
+        done = t.gt_dolt("recover")
+        assert_clean(done, 0)
+        assert "wedged (no listener)" in done.stdout and f"dump of pid {fake.pid}: no stacks reached" in done.stdout
+        assert fake.wait(timeout=30) == -signal.SIGQUIT
+        assert _new_server_answers(t, fake.pid)
+    finally:
+        end(fake)
