@@ -39,6 +39,8 @@ def recover(env: Env) -> int:
         return 6
     if done.before.ok:
         print("the server answers and takes writes: nothing to recover")
+        if done.before.said:
+            print(f"note: {done.before.said}")
         return 0
     print(f"the server was wedged ({done.before.kind}): {done.before.said}")
     if done.dump is not None:

@@ -10,8 +10,10 @@ Each kind is read from what the server does, never from what files say:
   rig at a time: Dolt opens a database read-only, for good, when another process holds its
   journal lock (`.dolt/noms/LOCK`) at the moment the server loads it ("cannot update manifest:
   database is read only"; store/nbs/journal.go).  That is seen without writing to the rig: the
-  server holds no lock on that rig's LOCK file (/proc/locks).  A write probe in the scratch
-  database `__gastown_probe` (never a rig: `rigs.RESERVED`) proves the server takes writes.
+  server holds no lock on that rig's LOCK file (/proc/locks).  `status` and `watch` write nothing;
+  `recover` proves the server takes writes with a write probe in the scratch database
+  `__gastown_probe` (never a rig: `rigs.RESERVED`), made on its first use and kept (a dropped one
+  would pile up in .dolt_dropped_databases).
 
 The dump: SIGQUIT makes Go write every goroutine's stack to stderr (the town's dolt.log), and Go's
 default handler then ENDS the process (the pinned Dolt installs no handler of its own: verified),
@@ -195,19 +197,24 @@ def write_probe(conn: Any) -> str | None:
     return None
 
 
-def answering_kind(town: Town, settings: DoltSettings, running: Running, conn: Any, served: list[str]) -> Wedge:
-    """On an open connection: whether the server takes writes (server-wide and rig by rig)."""
+def answering_kind(
+    town: Town, settings: DoltSettings, running: Running, conn: Any, served: list[str], read_only: bool, write: bool
+) -> Wedge:
+    """On an open connection: whether the server takes writes, server-wide (@@read_only; with
+    `write`, the scratch write probe too) and rig by rig (its journal locks)."""
     import pymysql
 
     said = []
     unprobed = ""
+    if read_only and not settings.cluster:  # in a cluster, read-only is a role: cluster-status
+        said.append("the server is read-only (@@read_only: behavior.read_only in dolt.server)")
     try:
-        refused = None if settings.cluster else write_probe(conn)  # a cluster's role decides: cluster-status
+        refused = write_probe(conn) if write and not settings.cluster else None
     except pymysql.err.MySQLError as exc:
         if sqlclient.classify(exc) == "timeout":
             raise
         refused, unprobed = None, f"the write probe could not run: {sqlclient.message_of(exc)}"
-    if refused is not None:
+    if refused is not None and not said:
         said.append(f"a write in the scratch database {PROBE_DATABASE} was refused: {refused}")
     rigs = unlocked_rigs(town, running, served) or []
     if rigs:
@@ -220,8 +227,11 @@ def answering_kind(town: Town, settings: DoltSettings, running: Running, conn: A
     return Wedge("ok", unprobed)  # a user without CREATE is not a wedge
 
 
-def diagnose(town: Town, settings: DoltSettings, running: Running, deadline: float = DEADLINE) -> Wedge:
-    """Login, SELECT 1, the write checks: what state the live server is in."""
+def diagnose(
+    town: Town, settings: DoltSettings, running: Running, deadline: float = DEADLINE, *, write: bool = False
+) -> Wedge:
+    """Login, SELECT 1, the read-only checks: what state the live server is in.  Only with `write`
+    (recover) is anything written, into the scratch database: status and watch write nothing."""
     import pymysql
 
     target = settings.with_overrides(port=running.port)
@@ -238,9 +248,11 @@ def diagnose(town: Town, settings: DoltSettings, running: Running, deadline: flo
         return silent_kind(town, settings, running)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1")
-            cur.fetchall()
-        return answering_kind(town, settings, running, conn, sqlclient.show_databases(conn))
+            cur.execute("SELECT 1, @@GLOBAL.read_only")
+            row = cur.fetchone()
+        read_only = bool(int(row[1])) if row else False
+        served = sqlclient.show_databases(conn)
+        return answering_kind(town, settings, running, conn, served, read_only, write)
     except pymysql.err.MySQLError as exc:
         if sqlclient.classify(exc) == "timeout":
             return silent_kind(town, settings, running)
@@ -301,7 +313,7 @@ def verify_writable(town: Town, settings: DoltSettings, within: float = 10.0) ->
         running = observe(town, settings).running
         if running is None:
             return False
-        last[0] = diagnose(town, settings, running)
+        last[0] = diagnose(town, settings, running, write=True)
         return last[0].ok
 
     poll_until(fine, within, max_delay=1.0)
@@ -325,7 +337,7 @@ def recover(town: Town, settings: DoltSettings) -> Recovery:
         raise GastownError(
             "no server of this town is running: nothing to recover; start it: gt-dolt start", exit_code=NOT_RUNNING
         )
-    before = diagnose(town, settings, running)
+    before = diagnose(town, settings, running, write=True)
     if before.ok or before.kind == "refused credentials":
         return Recovery(before, before)
     saved = None
