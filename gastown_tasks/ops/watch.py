@@ -80,6 +80,8 @@ class Watcher:
         self.wedged_pid = seen.running.pid
         answers = self.wedge.ok or self.wedge.kind == "refused credentials"
         self.silent_checks = 0 if answers else self.silent_checks + 1
+        if not answers:
+            self.log(f"check {self.silent_checks} in a row: wedged ({self.wedge.kind}): {self.wedge.said}")
         if answers and self.settings.cluster:
             self.finish_fence(seen.running.port)
         return "ok" if answers or self.silent_checks < self.policy.unanswering_checks else "unanswering"
@@ -109,11 +111,7 @@ class Watcher:
                 return False
         self.restarts.append(time.monotonic())
         self.backoff = min(max(self.backoff * 2, self.policy.backoff), self.policy.max_backoff)
-        what = (
-            "the server is not running"
-            if verdict == "dead"
-            else f"the server is wedged ({self.wedge.kind}): {self.wedge.said}"
-        )
+        what = "the server is not running" if verdict == "dead" else f"the server was wedged ({self.wedge.kind})"
         try:
             if verdict == "dead":
                 result = start(self.town, self.settings)
