@@ -93,13 +93,16 @@ def _stopped(proc: psutil.Process) -> bool:
         return False
 
 
+HELD = (psutil.CONN_ESTABLISHED, psutil.CONN_CLOSE_WAIT)  # a client gone but not yet closed still takes a slot
+
+
 def established(proc: psutil.Process, port: int) -> int:
     """Client connections the server holds on its SQL port (the kernel's count: no login needed)."""
     try:
         conns = proc.net_connections(kind="tcp")
     except psutil.Error:
         return 0
-    return sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port)
+    return sum(1 for c in conns if c.status in HELD and c.laddr and c.laddr.port == port)
 
 
 def connection_cap(town: Town, settings: DoltSettings) -> int:
@@ -113,20 +116,21 @@ def connection_cap(town: Town, settings: DoltSettings) -> int:
         return MAX_CONNECTIONS
 
 
-def silent_kind(town: Town, settings: DoltSettings, running: Running) -> Wedge:
-    """Why a live server did not answer: what its process and its sockets show."""
+def silent_kind(town: Town, settings: DoltSettings, running: Running, held: int | None = None) -> Wedge:
+    """Why a live server did not answer: what its process and its sockets show (`held`: its
+    client connections, when already counted: reading them costs ~0.1 s on a busy machine)."""
     where = f"{settings.host}:{running.port}"
     if _stopped(running.proc):
         return Wedge("stopped", f"pid {running.pid} is stopped (SIGSTOP or a debugger): it cannot answer")
     if not tcp.answers(settings.host, running.port):
         return Wedge("no listener", f"pid {running.pid} lives, but nothing listens on {where} any more")
     cap = connection_cap(town, settings)
-    held = established(running.proc, running.port)
+    held = established(running.proc, running.port) if held is None else held
     if held >= cap:
         return Wedge(
             "full",
-            f"pid {running.pid} holds {held} client connections, its max_connections {cap}: new logins wait "
-            "in Dolt's queue (back_log); find the clients with `ss -tnp` or restart it",
+            f"pid {running.pid} holds {held} client connections (established or closed by the client but "
+            f"not by Dolt), its max_connections {cap}: new logins wait in Dolt's queue (back_log)",
         )
     return Wedge(
         "unanswering",
@@ -235,8 +239,11 @@ def diagnose(
     import pymysql
 
     target = settings.with_overrides(port=running.port)
-    if _stopped(running.proc) or established(running.proc, running.port) >= connection_cap(town, settings):
-        return silent_kind(town, settings, running)  # a login would only wait its deadline out
+    if _stopped(running.proc):  # a login would only wait its deadline out
+        return silent_kind(town, settings, running)
+    held = established(running.proc, running.port)
+    if held >= connection_cap(town, settings):  # Dolt would queue our login: no need to wait that out
+        return silent_kind(town, settings, running, held)
     try:
         conn = sqlclient.connect(target, timeout=deadline, read_timeout=sqlclient.handshake_deadline(deadline))
     except pymysql.err.MySQLError as exc:
