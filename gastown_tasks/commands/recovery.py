@@ -10,8 +10,8 @@ from .runner import Env
 
 def dump(env: Env, no_start: bool = False) -> int:
     from ..ops import server
+    from ..ops.recovery import dump as take_dump
     from ..ops.remote import refuse_if_remote
-    from ..ops.wedge import dump as take_dump
 
     town, settings = env.town_and_settings()
     refuse_if_remote(settings, "dump")
@@ -28,8 +28,8 @@ def dump(env: Env, no_start: bool = False) -> int:
 
 
 def recover(env: Env) -> int:
+    from ..ops.recovery import recover as run_recovery
     from ..ops.remote import refuse_if_remote
-    from ..ops.wedge import recover as run_recovery
 
     town, settings = env.town_and_settings()
     refuse_if_remote(settings, "recover")

@@ -128,7 +128,7 @@ class Watcher:
 
     def dump_and_start(self) -> StartResult:
         """A silent server gets SIGQUIT (its stacks go to dolt.log, and Go ends it), then a start."""
-        from .wedge import dump
+        from .recovery import dump
 
         saved = dump(self.town, self.settings, self.wedged_pid)
         self.log(saved.sentence())

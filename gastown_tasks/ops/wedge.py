@@ -1,42 +1,33 @@
-"""A wedged server: the process lives, but it does not serve.  What kind, a goroutine dump, recovery.
+"""A wedged server: the process lives, but it does not serve.  Which kind, from what it does.
 
 Each kind is read from what the server does, never from what files say:
 - stopped: the process is stopped (SIGSTOP, a debugger); it cannot answer anything.
 - no listener: the process lives, but its SQL port refuses connections.
-- full: its established client connections reach max_connections; Dolt then queues new logins
-  (back_log) instead of refusing them, so a login waits and no error 1040 comes back.
+- full: its client connections (established, or CLOSE_WAIT: closed by the client, not yet by
+  Dolt) reach max_connections; Dolt then queues new logins (back_log) instead of refusing them,
+  so a login waits and no error 1040 comes back.
 - unanswering: it listens, but a login and `SELECT 1` do not complete within the deadline.
 - read-only: it answers, but writes fail.  Server-wide (behavior.read_only: @@read_only), or one
   rig at a time: Dolt opens a database read-only, for good, when another process holds its
   journal lock (`.dolt/noms/LOCK`) at the moment the server loads it ("cannot update manifest:
   database is read only"; store/nbs/journal.go).  That is seen without writing to the rig: the
   server holds no lock on that rig's LOCK file (/proc/locks).  `status` and `watch` write nothing;
-  `recover` proves the server takes writes with a write probe in the scratch database
-  `__gastown_probe` (never a rig: `rigs.RESERVED`), made on its first use and kept (a dropped one
-  would pile up in .dolt_dropped_databases).
-
-The dump: SIGQUIT makes Go write every goroutine's stack to stderr (the town's dolt.log), and Go's
-default handler then ENDS the process (the pinned Dolt installs no handler of its own: verified),
-as a crash would: no drain, no clean close.  So a dump is always followed by a start, unless the
-caller says otherwise.  Every signal goes through the psutil.Process that discovery proved to be
-this town's server, re-proved under the town lock just before it is sent.
+  `recover` (ops/recovery.py) proves the server takes writes with a write probe in the scratch
+  database `__gastown_probe` (never a rig: `rigs.RESERVED`), made on its first use and kept (a
+  dropped one would pile up in .dolt_dropped_databases).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import time
 from typing import Any, Literal, NamedTuple
 
 import psutil
 
-from . import procs, sqlclient, tcp
-from .discovery import Running, observe
-from .errors import GastownError, NotOurs
-from .locking import town_lock
-from .logfile import file_size, read_since
-from .polling import poll_until
+from . import sqlclient, tcp
+from .discovery import Running
+from .errors import GastownError
 from .rigs import PROBE_DATABASE
 from .settings import DoltSettings
 from .town import Town
@@ -44,10 +35,7 @@ from .town import Town
 Kind = Literal["ok", "stopped", "no listener", "full", "unanswering", "read-only", "refused credentials"]
 SILENT: tuple[Kind, ...] = ("stopped", "no listener", "full", "unanswering")
 DEADLINE = 2.0  # seconds for the TCP connect; the greeting and login get 2x (sqlclient.handshake_deadline)
-DUMP_WAIT = 15.0  # seconds for Go to write the stacks and exit (about 2 s for a small town)
-DUMP_READ = 8 * 1024 * 1024  # bytes of the log read back to count the goroutines
 READ_ONLY_CODES = (1290, 1792, 1836)  # --read-only, read-only transaction, read-only mode
-NOT_RUNNING = 3  # LSB, as `status`
 
 
 class Wedge(NamedTuple):
@@ -61,22 +49,6 @@ class Wedge(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "said": self.said, "read_only_rigs": list(self.read_only_rigs)}
-
-
-class Dump(NamedTuple):
-    pid: int
-    log_file: str
-    goroutines: int  # counted in what the log gained; 0 when the stacks went elsewhere
-    written: bool  # "SIGQUIT: quit" is in the log
-    exited: bool  # it ended on SIGQUIT (else it was stopped with SIGTERM/SIGKILL after DUMP_WAIT)
-
-    def sentence(self) -> str:
-        if self.written:
-            where = f"{self.goroutines} goroutine stacks written to {self.log_file} (gt-dolt logs -n 400)"
-        else:
-            where = f"no stacks reached {self.log_file} (a server started by hand writes them to its own stderr)"
-        how = "and exited, as Go does on SIGQUIT" if self.exited else "; it did not exit, so it was stopped"
-        return f"dump of pid {self.pid}: {where} {how}"
 
 
 def is_read_only_error(exc: BaseException) -> bool:
@@ -266,94 +238,3 @@ def diagnose(
         return Wedge("unanswering", f"pid {running.pid} answered with an error: {sqlclient.message_of(exc)}")
     finally:
         conn.close()
-
-
-def _proven(town: Town, settings: DoltSettings, pid: int | None) -> Running:
-    """The town's server, proved now (and the same process as `pid`, when given)."""
-    seen = observe(town, settings)
-    running = seen.running
-    if running is None:
-        raise GastownError("no server of this town is running: nothing to dump", exit_code=NOT_RUNNING)
-    if pid is not None and running.pid != pid:
-        raise NotOurs(f"pid {pid} is no longer this town's server (pid {running.pid} is); nothing was signalled")
-    return running
-
-
-def dump(town: Town, settings: DoltSettings, pid: int | None = None, wait: float = DUMP_WAIT) -> Dump:
-    """SIGQUIT the town's server (proved first, under the town lock) and wait for it to end.
-
-    A stopped process gets SIGCONT after the SIGQUIT, so that it can write the stacks.  One that has
-    not ended after `wait` is stopped as `stop` would (SIGTERM, then SIGKILL).
-    """
-    from .server import _reconcile
-
-    with town_lock(town, wait=settings.lock_wait):
-        running = _proven(town, settings, pid)
-        proc = running.proc
-        offset = file_size(town.log_file, root=town.root)
-        try:
-            proc.send_signal(signal.SIGQUIT)  # psutil refuses a pid reused since discovery proved it
-            proc.send_signal(signal.SIGCONT)
-        except psutil.NoSuchProcess:
-            pass
-        except psutil.AccessDenied:
-            raise NotOurs(f"not allowed to signal pid {running.pid}; dump it as the user that runs it") from None
-        exited = procs.wait_exited(proc, wait)
-        if not exited:
-            procs.terminate(proc, settings.stop_timeout)
-        _reconcile(town, running)
-    gained = read_since(town.log_file, offset, root=town.root, limit=DUMP_READ)
-    return Dump(
-        pid=running.pid,
-        log_file=str(town.log_file),
-        goroutines=gained.count("\ngoroutine ") + gained.startswith("goroutine "),
-        written="SIGQUIT: quit" in gained,
-        exited=exited,
-    )
-
-
-def verify_writable(town: Town, settings: DoltSettings, within: float = 10.0) -> Wedge:
-    """After a restart: the server answers and takes writes (retried: a server may need a moment)."""
-    last: list[Wedge] = [Wedge("unanswering", "no server of this town runs after the restart")]
-
-    def fine() -> bool:
-        running = observe(town, settings).running
-        if running is None:
-            return False
-        last[0] = diagnose(town, settings, running, write=True)
-        return last[0].ok
-
-    poll_until(fine, within, max_delay=1.0)
-    return last[0]
-
-
-class Recovery(NamedTuple):
-    before: Wedge
-    after: Wedge
-    dump: Dump | None = None
-    restarted_pid: int | None = None
-
-
-def recover(town: Town, settings: DoltSettings) -> Recovery:
-    """Probe; restart a read-only server (gracefully: it still answers), dump and restart a silent
-    one; then prove it answers and takes writes.  Raises when no server runs."""
-    from .server import restart, start
-
-    running = observe(town, settings).running
-    if running is None:
-        raise GastownError(
-            "no server of this town is running: nothing to recover; start it: gt-dolt start", exit_code=NOT_RUNNING
-        )
-    before = diagnose(town, settings, running, write=True)
-    if before.ok or before.kind == "refused credentials":
-        return Recovery(before, before)
-    saved = None
-    if before.kind in SILENT:
-        saved = dump(town, settings, running.pid)
-        result = start(town, settings)
-    else:
-        _, result = restart(town, settings)
-    return Recovery(before, verify_writable(town, settings), saved, result.pid)
-
-
-__all__ = ["Dump", "Recovery", "Wedge", "diagnose", "dump", "recover", "silent_kind"]
