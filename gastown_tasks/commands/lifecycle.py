@@ -174,7 +174,8 @@ def status_text(st: object) -> str:
         state = {"answering": "answers", "refused credentials": "refuses our credentials"}.get(st.sql or "", "")
         lines.append(f"remote dolt sql-server at {st.host}:{st.port} " + (state or "is not reachable"))
     elif st.running:
-        lines.append(f"dolt sql-server is running: pid {st.pid}")
+        wedged = f" but WEDGED ({st.wedge['kind']})" if st.wedge and st.wedge["kind"] != "ok" else ""
+        lines.append(f"dolt sql-server is running: pid {st.pid}{wedged}")
         lines.append(f"  started:    {st.started_at} (up {st.uptime_seconds or 0:.0f}s)")
     else:
         left = " (a stale pid file was left)" if st.pid_file_left else ""

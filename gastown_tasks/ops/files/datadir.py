@@ -18,8 +18,10 @@ from ..town import Town
 from . import privilege
 
 RIG_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")  # always fullmatch: `$` allows a "\n"
+# The scratch database of the write probe (ops/server/wedge.py): served, never a rig, never backed up.
+PROBE_DATABASE = "__gastown_probe"
 # Databases every server shows that are not rigs (dolt_cluster in a clustered server).
-RESERVED = frozenset({"information_schema", "mysql", "performance_schema", "sys", "dolt_cluster"})
+RESERVED = frozenset({"information_schema", "mysql", "performance_schema", "sys", "dolt_cluster", PROBE_DATABASE})
 
 
 class Rig(NamedTuple):
@@ -114,7 +116,7 @@ def scan_data_dir(town: Town) -> DataDir:
         return DataDir(())
     untextual: list[Path] = []
     for entry in entries:
-        if entry.name.startswith("."):
+        if entry.name.startswith(".") or entry.name == PROBE_DATABASE:
             continue
         if not is_text(entry.name):
             if entry.is_dir(follow_symlinks=False) and os.path.lexists(os.path.join(entry.path, ".dolt")):

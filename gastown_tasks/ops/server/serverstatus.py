@@ -50,6 +50,7 @@ class Status(NamedTuple):
     health: dict[str, Any] | None = None
     cluster: dict[str, Any] | None = None
     notes: Sequence[str] = ()
+    wedge: dict[str, Any] | None = None  # ops/server/wedge.py: kind ("ok", "stopped", "full", "read-only", ...), said
 
     @property
     def answering(self) -> bool:
@@ -93,6 +94,18 @@ def _reading(town: Town, target: DoltSettings) -> tuple[list[str], dict[str, Any
             return served, None, sqlclient.failure(target, exc, "measure the server's health")
 
     return sqlclient.call(target, work, what="list the databases")
+
+
+def _wedge(town: Town, settings: DoltSettings, running: Any, sql: SqlState, notes: list[str]) -> dict[str, Any] | None:
+    """Whether the live server is wedged (ops/server/wedge.py), said in a note with what to run."""
+    from .wedge import diagnose, silent_kind
+
+    if sql == "refused credentials":
+        return None
+    found = diagnose(town, settings, running) if sql == "answering" else silent_kind(town, settings, running)
+    if not found.ok:
+        notes.append(f"wedged ({found.kind}): {found.said}; gt-dolt recover restarts it (after a dump if silent)")
+    return found.to_dict()
 
 
 def status(town: Town, settings: DoltSettings) -> Status:
@@ -152,6 +165,7 @@ def status(town: Town, settings: DoltSettings) -> Status:
     except SqlFailure:
         sql = "not answering"
         notes.append(f"the process is alive but does not answer SQL on {target.address}; {Remedy.DOCTOR}")
+    wedged = _wedge(town, settings, running, sql, notes)
     notes.extend(backup_notes(town, settings, served if served is not None else on_disk()))
     cluster = None
     if sql == "answering" and settings.cluster:
@@ -183,4 +197,5 @@ def status(town: Town, settings: DoltSettings) -> Status:
         health=health,
         cluster=cluster,
         notes=notes,
+        wedge=wedged,
     )

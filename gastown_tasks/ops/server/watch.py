@@ -1,10 +1,13 @@
 """Keeping the server running: check every interval, restart with backoff, give up loudly.
 
 One watcher per town (daemon/dolt-watch.lock); every event goes to daemon/dolt-watch.log.  A dead
-server is started again at once; one that is alive but does not answer twice in a row is
-restarted.  Further restarts wait 5 s, doubling to 5 min; after 5 restarts in 10 minutes the
-watcher gives up (exit 1) rather than restart a server that keeps dying.  A healthy check after
-the backoff's worth of time resets it.  Ctrl-C ends the watch and leaves the server as it is.
+server is started again at once; one that is alive but wedged (ops/server/wedge.py: stopped, no listener,
+connections at the cap, no answer within the deadline, read-only) at two checks in a row is
+restarted: a read-only one gracefully (it still answers), a silent one after a goroutine dump
+(SIGQUIT: Go writes the stacks into dolt.log and exits), then started.  Further restarts wait 5 s,
+doubling to 5 min; after 5 restarts in 10 minutes the watcher gives up (exit 1) rather than restart
+a server that keeps dying.  A healthy check after the backoff's worth of time resets it.  Ctrl-C
+ends the watch and leaves the server as it is.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from ..files import safefs
 from ..files.locking import file_lock, holder_of
 from ..files.runfiles import iso_time
 from ..settings import DoltSettings
-from ..sql import sqlclient
 from ..town import Town
 from .discovery import observe
+from .launch import StartResult
 from .server import restart, start
+from .wedge import Wedge
 
 Verdict = Literal["ok", "dead", "unanswering"]
 Echo = Callable[[str], None]
@@ -54,6 +58,8 @@ class Watcher:
     silent_checks: int = 0
     backoff: float = 0.0
     healthy_since: float | None = None
+    wedge: Wedge = Wedge("ok")
+    wedged_pid: int | None = None
 
     def log(self, message: str) -> None:
         line = f"{iso_time()} {message}"
@@ -68,12 +74,14 @@ class Watcher:
         seen = observe(self.town, self.settings)
         if seen.running is None:
             return "dead"
-        target = self.settings.with_overrides(port=seen.running.port)
-        try:
-            answers = sqlclient.served_databases(target, timeout=2.0) is not None
-        except GastownError:
-            answers = False
+        from .wedge import diagnose
+
+        self.wedge = diagnose(self.town, self.settings, seen.running)
+        self.wedged_pid = seen.running.pid
+        answers = self.wedge.ok or self.wedge.kind == "refused credentials"
         self.silent_checks = 0 if answers else self.silent_checks + 1
+        if not answers:
+            self.log(f"check {self.silent_checks} in a row: wedged ({self.wedge.kind}): {self.wedge.said}")
         if answers and self.settings.cluster:
             self.finish_fence(seen.running.port)
         return "ok" if answers or self.silent_checks < self.policy.unanswering_checks else "unanswering"
@@ -103,18 +111,28 @@ class Watcher:
                 return False
         self.restarts.append(time.monotonic())
         self.backoff = min(max(self.backoff * 2, self.policy.backoff), self.policy.max_backoff)
-        what = "the server is not running" if verdict == "dead" else "the server does not answer"
+        what = "the server is not running" if verdict == "dead" else f"the server was wedged ({self.wedge.kind})"
         try:
             if verdict == "dead":
                 result = start(self.town, self.settings)
+            elif self.wedge.kind == "read-only":  # it still answers: a graceful restart reopens its rigs
+                _, result = restart(self.town, self.settings)
             else:
-                _, result = restart(self.town, self.settings, force=True)
+                result = self.dump_and_start()
         except GastownError as exc:
             self.log(f"{what}; restart {len(self.restarts)} failed: {str(exc).splitlines()[0]}")
             return False
         self.silent_checks = 0
         self.log(f"{what}; restarted it: pid {result.pid} on port {result.port}")
         return True
+
+    def dump_and_start(self) -> StartResult:
+        """A silent server gets SIGQUIT (its stacks go to dolt.log, and Go ends it), then a start."""
+        from .recovery import dump
+
+        saved = dump(self.town, self.settings, self.wedged_pid)
+        self.log(saved.sentence())
+        return start(self.town, self.settings)
 
     def once(self) -> int:
         """One check (and one restart when needed); the status code: 0 answering, 3 not."""
