@@ -25,7 +25,7 @@ def _run(args: list[str]) -> int:
             return 0
         from pathlib import Path
 
-        from .commands.argv import help_first, parse
+        from .commands.argv import help_first, joined, parse
         from .commands.project import find_project, invoke_sources, untrusted_invoke_files
 
         as_json = "--json" in args or "-j" in args
@@ -36,7 +36,7 @@ def _run(args: list[str]) -> int:
         refused = untrusted_invoke_files()
         if refused:
             return _fail(f"not reading Invoke's configuration: {'; '.join(refused)}; fix that, then retry", 2, as_json)
-        args = help_first(args)
+        args = help_first(joined(args))
         parsed = parse(args)
         project = find_project(here)
         for warning in project.warnings:

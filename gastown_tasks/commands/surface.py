@@ -278,6 +278,90 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "sync",
+        "sharing:sync",
+        """Push every rig (or one) to each of its Dolt remotes; a table of what happened to each.
+
+        Through the server when it runs, else the Dolt CLI; working changes are committed first.
+        Exit 1 when any rig failed (the others are still pushed).  Examples:
+          gt-dolt sync --dry-run
+          gt-dolt sync --rig hq --force   # overwrite the remote's branch (names what it overwrites)
+        """,
+        (
+            Option("rig", "Only this rig"),
+            Option("dry_run", "Show what would be pushed; push nothing", flag=True),
+            Option("force", "Force-push: first fetch and name the remote's commits it overwrites", flag=True),
+            Option("json_", "Print one JSON object", flag=True),
+        ),
+    ),
+    Command(
+        "pull",
+        "sharing:pull",
+        """Pull every rig (or one) from each of its Dolt remotes; a table of what happened to each.
+
+        Examples:
+          gt-dolt pull
+          gt-dolt pull --rig hq --json
+        """,
+        (
+            Option("rig", "Only this rig"),
+            Option("dry_run", "Show what would be pulled; pull nothing", flag=True),
+            Option("json_", "Print one JSON object", flag=True),
+        ),
+    ),
+    Command(
+        "remote-add",
+        "sharing:remote_add",
+        """Add a Dolt remote to a rig (also: gt-dolt remote add); any URL Dolt accepts.
+
+        Examples:
+          gt-dolt remote add --rig hq origin file:///srv/dolt-remotes/hq
+          gt-dolt remote add --rig hq origin https://doltremoteapi.dolthub.com/org/hq
+        """,
+        (
+            Option("name", "The remote's name, e.g. origin", positional=True),
+            Option("url", "file:///…, https://…, aws://…, gs://…, or a DoltHub org/repo", positional=True),
+            Option("rig", "The rig whose remote it is"),
+        ),
+    ),
+    Command(
+        "remote-list",
+        "sharing:remote_list",
+        """List the Dolt remotes of every rig (or one); credentials in URLs are masked (also: gt-dolt remote list).
+
+        Examples:
+          gt-dolt remote list
+          gt-dolt remote list --rig hq --json
+        """,
+        (Option("rig", "Only this rig"), Option("json_", "Print a JSON list of {rig, name, url, branch}", flag=True)),
+    ),
+    Command(
+        "remote-remove",
+        "sharing:remote_remove",
+        """Remove a Dolt remote from a rig; the remote's own data is untouched (also: gt-dolt remote remove).
+
+        Examples:
+          gt-dolt remote remove --rig hq origin
+        """,
+        (Option("name", "The remote's name", positional=True), Option("rig", "The rig whose remote it is")),
+    ),
+    Command(
+        "kill-imposters",
+        "imposters:kill_imposters",
+        """Stop a Dolt server of yours that holds this town's port but serves a folder of no town.
+
+        Never another town's server (nested, sibling or parent), never one of another user, never
+        anything but a dolt sql-server: those are named and left alone.  Examples:
+          gt-dolt kill-imposters --dry-run
+          gt-dolt kill-imposters
+        """,
+        (
+            Option("dry_run", "Name the imposters; stop nothing", flag=True),
+            Option("json_", "Print one JSON object", flag=True),
+            Option("port", PORT),
+        ),
+    ),
+    Command(
         "cluster-status",
         "cluster:cluster_status",
         """Show this server's cluster role and epoch, and replication to each standby.
