@@ -91,6 +91,19 @@ def judge(proc: psutil.Process, town: Town, port: int) -> Listener | None:
     return Listener(pid, what, True, f"a dolt sql-server of {procs.owner_name(proc)} on port {port} serving {served}")
 
 
+def hint(town: Town, port: int, pids: list[int]) -> str:
+    """For `start`'s refusal: which of the port's holders are imposters, and the command that stops them."""
+    found = []
+    for pid in pids:
+        proc = procs.live(pid)
+        verdict = judge(proc, town, port) if proc is not None else None
+        if verdict is not None and verdict.imposter:
+            found.append(str(pid))
+    if not found:
+        return ""
+    return f"; pid {', '.join(found)} is an imposter (a Dolt server of no town): gt-dolt kill-imposters stops it"
+
+
 class Found(NamedTuple):
     port: int
     imposters: list[Listener]
