@@ -34,6 +34,8 @@ HIDDEN = "***"
 
 def mask(url: str) -> str:
     """The URL as we may print it: a password (or a lone token) before '@' and every query value hidden."""
+    if "://" not in url:  # a DoltHub `org/repo`, or something Dolt will refuse: nothing before an '@' shown
+        return re.sub(r"^[^/]*@", f"{HIDDEN}@", url.split("?", 1)[0]) + ("?" + HIDDEN if "?" in url else "")
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
@@ -52,6 +54,8 @@ def mask(url: str) -> str:
 def _secrets(url: str) -> list[str]:
     """The parts of a URL that mask() hides, longest first."""
     found = [url]
+    if "://" not in url and "@" in url:
+        found.append(url.split("@", 1)[0])
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
