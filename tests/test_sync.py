@@ -149,6 +149,8 @@ def test_remote_add_list_remove_and_credentials_are_never_printed(rigged_town: T
         (["remote", "add", "--rig", "hq", "origin", "file://relative/x"], 2, "must be absolute"),
         (["remote", "add", "--rig", "hq", "origin", "not a url"], 2, "invalid remote URL"),
         (["remote", "add", "--rig", "hq", "bad name", "file:///tmp/x"], 2, "invalid remote name"),
+        (["remote", "add", "--rig", "hq", "origin", "http://[::1"], 2, "Dolt refused remote origin"),
+        (["remote", "add", "--rig", "hq", "taken", "file:///tmp/y"], 2, "remote already exists"),
         (["remote", "remove", "--rig", "hq", "origin"], 2, "has no remote origin"),
         (["sync", "--rig", "nope"], 1, "no rig nope"),
         (["pull", "--rig", "../hq"], 2, "invalid rig name"),
@@ -161,6 +163,7 @@ def test_bad_input_is_one_line_and_an_exit_code(
 ) -> None:
     t = rigged_town
     (t.town.data_dir / "linked").symlink_to(t.town.rig_dir("hq"))
+    assert_clean(t.gt_dolt("remote", "add", "--rig", "hq", "taken", "file:///tmp/x"), 0)
     done = t.gt_dolt(*args)
     assert_clean(done, code)
     assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
