@@ -241,3 +241,30 @@ def test_kill_imposters_never_stops_another_towns_server(
     finally:
         end(theirs)
     assert os.path.isdir(other / ".dolt-data")
+
+
+def test_a_pull_that_conflicts_is_a_failed_row_and_the_rig_keeps_its_own_rows(
+    rigged_town: TownFixture, second_town: TownFixture, dolt_binary: Path, tmp_path: Path
+) -> None:
+    a, b = rigged_town, second_town
+    url = (tmp_path / "remotes" / "hq").as_uri()
+    server.start(a.town, a.settings)
+    a.query("CREATE TABLE issues (id INT PRIMARY KEY, title VARCHAR(40))", "hq")
+    _add_issue(a, 1, "first")
+    assert_clean(a.gt_dolt("remote", "add", "--rig", "hq", "origin", url), 0)
+    assert_clean(a.gt_dolt("sync"), 0)
+    _clone(dolt_binary, url, b)
+    server.start(b.town, b.settings)
+    b.query("UPDATE issues SET title = 'renamed in b' WHERE id = 1", "hq")
+    assert_clean(b.gt_dolt("sync"), 0)
+    a.query("UPDATE issues SET title = 'renamed in a' WHERE id = 1", "hq")
+    a.query("CALL DOLT_COMMIT('-Am', 'a renames it')", "hq")
+
+    pulled = a.gt_dolt("pull", "--json")
+    assert_clean(pulled, 1)
+    row = _result(pulled)[("hq", "origin")]
+    assert row["result"] == "failed" and "conflict" in row["detail"].lower(), row
+    assert "rig hq is unchanged" in row["detail"] and "gt-dolt sql --rig hq" in row["detail"]
+    assert _issues(a) == [(1, "renamed in a")]
+    assert a.query("SELECT COUNT(*) FROM dolt_conflicts", "hq") == [(0,)]  # no merge left half done
+    assert a.query("SELECT is_merging FROM dolt_merge_status", "hq") == [(0,)]

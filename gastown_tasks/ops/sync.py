@@ -145,6 +145,12 @@ def _advice(said: str, remote: Remote, direction: Direction) -> str:
             f"{said} -- {remote.name} has commits rig {remote.rig} lacks: pull them first "
             f"(gt-dolt pull --rig {remote.rig}), or overwrite them with gt-dolt sync --rig {remote.rig} --force"
         )
+    if direction == "pull" and "conflict" in said.lower():
+        return (
+            f"{said} -- rig {remote.rig} is unchanged; to merge by hand: gt-dolt sql --rig {remote.rig}, then "
+            f"SET autocommit = 0; CALL DOLT_PULL('{remote.name}'); resolve the rows of dolt_conflicts; "
+            "CALL DOLT_COMMIT('-am', 'merged')"
+        )
     return said
 
 
