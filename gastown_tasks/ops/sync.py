@@ -20,7 +20,7 @@ from typing import Literal, NamedTuple
 
 from . import privilege
 from .discovery import find_running
-from .errors import RigError, SqlFailure, UnsafeFile
+from .errors import FileFailure, RigError, SqlFailure, UnsafeFile
 from .locking import town_lock
 from .remotes import Access, DoltSaid, Remote, named_rig, refuse_silent, remotes_of
 from .rigs import scan_data_dir
@@ -103,7 +103,7 @@ def run(
                     left = rigs[i + 1 :]
                     outcomes += [Outcome(o, "", "", "failed", "not tried: the server stopped answering") for o in left]
                     break
-            except (RigError, UnsafeFile) as exc:  # DoltSaid included
+            except (RigError, UnsafeFile, FileFailure) as exc:  # DoltSaid included
                 outcomes.append(Outcome(name, "", "", "failed", str(exc)))
     return SyncReport(direction, access.through, dry_run, outcomes)
 
