@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import TownFixture, free_port, old_database
+from conftest import TownFixture, cleanup_town, free_port, make_town, old_database
 from faultkit import alive, assert_clean, end, wait_until
 from gastown_tasks.ops.build.binary import dolt_env
 from gastown_tasks.ops.build.gobuild import bd_binary, bd_version
@@ -340,3 +341,40 @@ def test_a_planted_symlink_as_metadata_json_is_never_written_through(rigged_town
         assert f"{link} is a symlink to {canary}" in done.stdout, (args, done.stdout)
     assert (canary.read_bytes(), canary.stat().st_mode) == before
     assert os.path.islink(t.root / ".beads" / "metadata.json")
+
+
+def test_bd_lists_in_a_second_town_the_issues_bd_made_in_the_first_after_sync_and_pull(
+    town: TownFixture, bd: Path, bd_env: dict[str, str], bd_ports: list[int], dolt_binary: Path, tmp_path: Path
+) -> None:
+    """Two machines share issues: town a pushes its rig, town b clones it once, then sync and pull."""
+    a = town
+    assert_clean(a.gt_dolt("init-rig", "hq"), 0)
+    server.start(a.town, a.settings)
+    bd_init(bd, bd_env, a.root, a.port, "hq")
+    bd_create(bd, bd_env, a.root, "made in town a")
+    url = (tmp_path / "remotes" / "hq").as_uri()
+    assert_clean(a.gt_dolt("remote", "add", "--rig", "hq", "origin", url), 0)
+    assert_clean(a.gt_dolt("sync"), 0)
+
+    b = make_town(tmp_path / "second")
+    bd_ports.append(b.port)
+    try:
+        b.town.data_dir.mkdir(parents=True)
+        cloned = subprocess.run(
+            [str(dolt_binary), "clone", url, "hq"], cwd=b.town.data_dir, env=dolt_env(), capture_output=True, text=True
+        )
+        assert cloned.returncode == 0, cloned.stderr
+        shutil.copytree(a.root / ".beads", b.root / ".beads")  # the rig's beads files, as a git clone brings them
+        subprocess.run(["git", "init", "-q", str(b.root)], check=True, env=bd_env, timeout=60)
+        subprocess.run(["git", "-C", str(b.root), "config", "beads.role", "maintainer"], check=True, timeout=60)
+        server.start(b.town, b.settings)
+        assert_clean(b.gt_dolt("fix-metadata"), 0)  # town b's beads now name town b's server
+        seen_in_b = run_bd(bd, bd_env, b.root, "list", "--json")
+        assert "made in town a" in seen_in_b.stdout, seen_in_b.stdout + seen_in_b.stderr
+        bd_create(bd, bd_env, b.root, "made in town b")
+        assert_clean(b.gt_dolt("sync"), 0)
+        assert_clean(a.gt_dolt("pull"), 0)
+        seen_in_a = run_bd(bd, bd_env, a.root, "list", "--json")
+        assert "made in town b" in seen_in_a.stdout, seen_in_a.stdout + seen_in_a.stderr
+    finally:
+        cleanup_town(b)

@@ -27,7 +27,7 @@ def _command(args: list[str]) -> int:
         return ExitCode.OK
     from pathlib import Path
 
-    from .argv import help_first, parse
+    from .argv import help_first, joined, parse
     from .trust import find_project, invoke_sources, untrusted_invoke_files
 
     as_json = "--json" in args or "-j" in args
@@ -40,7 +40,7 @@ def _command(args: list[str]) -> int:
     if refused:
         message = f"not reading Invoke's configuration: {'; '.join(refused)}; fix that, then retry"
         return say_error(message, ExitCode.CONFIG, as_json)
-    args = help_first(args)
+    args = help_first(joined(args))
     parsed = parse(args)
     project = find_project(here)
     for warning in project.warnings:

@@ -30,6 +30,16 @@ def flag_table(command: Command) -> dict[str, Option]:
     return table
 
 
+SUBCOMMANDS = {"remote": ("add", "list", "remove")}  # `gt-dolt remote add` is the command remote-add
+
+
+def joined(args: list[str]) -> list[str]:
+    """`remote add ...` as `remote-add ...` (Invoke knows one name per task: invoke dolt.remote-add)."""
+    if len(args) >= 2 and args[1] in SUBCOMMANDS.get(args[0], ()):
+        return [f"{args[0]}-{args[1]}", *args[2:]]
+    return args
+
+
 def help_first(args: list[str]) -> list[str]:
     """`gt-dolt COMMAND ... --help` as `--help COMMAND`: Invoke would take a `--help` after
     init-rig as the rig's name, and show no help."""

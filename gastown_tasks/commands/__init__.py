@@ -7,10 +7,12 @@ next to nothing to load.
 
 from __future__ import annotations
 
-from . import beads, cluster, console, doctor, lifecycle, operations, recovery, rigs
+from . import beads, cluster, console, doctor, imposters, lifecycle, operations, recovery, rigs, sharing
 from .surface import ANYWHERE, Command, declared
 
-COMMANDS: tuple[Command, ...] = declared(lifecycle, console, rigs, doctor, beads, operations, recovery, cluster)
+COMMANDS: tuple[Command, ...] = declared(
+    lifecycle, console, rigs, doctor, beads, operations, recovery, sharing, imposters, cluster
+)
 BY_NAME = {command.name: command for command in COMMANDS}
 DEFAULT = next(command for command in COMMANDS if command.default)
 WORK_REMOTELY = [command.name for command in COMMANDS if command.reach == ANYWHERE]

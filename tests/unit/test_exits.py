@@ -98,7 +98,7 @@ def test_a_failed_restart_adds_that_the_server_is_down_to_the_original_error(mon
     monkeypatch.setattr(server.gtconfig, "check_start", lambda town, port: None)
     monkeypatch.setattr(server, "town_lock", lambda town, wait: __import__("contextlib").nullcontext())
     monkeypatch.setattr(server, "observe", lambda town, settings: SimpleNamespace(running=None, suspects=[]))
-    monkeypatch.setattr(server, "_check_port", lambda settings, running: None)
+    monkeypatch.setattr(server, "_check_port", lambda *_: None)
     monkeypatch.setattr(server, "_stop_locked", lambda *_: stopped)
     monkeypatch.setattr(server, "launch", launch)
     settings = SimpleNamespace(start_timeout=5, stop_timeout=5, lock_wait=5, port=3307)

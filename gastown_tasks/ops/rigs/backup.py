@@ -70,7 +70,7 @@ def default_url(town: Town, rig: str) -> str:
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
-def file_path(url: str) -> Path | None:
+def file_path(url: str, kind: str = "backup") -> Path | None:
     """The folder a file URL names, decoded as Dolt decodes it; None for other schemes.
 
     Refused: a relative URL (Dolt would resolve it against whoever runs it), a bad %-escape, a
@@ -79,21 +79,21 @@ def file_path(url: str) -> Path | None:
     if not url.startswith("file://"):
         return None
     if not url.startswith("file:///"):
-        raise ConfigError(f"invalid backup URL {url!r}: a file URL must be absolute (file:///…)")
+        raise ConfigError(f"invalid {kind} URL {url!r}: a file URL must be absolute (file:///…)")
     raw = url[len("file://") :]
     if _BAD_ESCAPE.search(raw):
-        raise ConfigError(f"invalid backup URL {url!r}: '%' must start an escape such as %20")
+        raise ConfigError(f"invalid {kind} URL {url!r}: '%' must start an escape such as %20")
     path = urllib.parse.unquote(raw, errors="strict")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
         raise ConfigError(
-            f"invalid backup URL {url!r}: its path holds control characters, which Dolt refuses in a URL "
-            "(a rig so named cannot be backed up to a folder of its name: rename it)"
+            f"invalid {kind} URL {url!r}: its path holds control characters, which Dolt refuses in a URL"
+            + (" (a rig so named cannot be backed up to a folder of its name: rename it)" if kind == "backup" else "")
         )
     if any(part in (".", "..") for part in path.split("/")):
-        raise ConfigError(f"invalid backup URL {url!r}: give the folder itself, without '.' or '..' in its path")
+        raise ConfigError(f"invalid {kind} URL {url!r}: give the folder itself, without '.' or '..' in its path")
     clean = "/" + os.path.normpath(path).lstrip("/")  # POSIX keeps a leading "//" apart; the kernel does not
     if clean == "/":
-        raise ConfigError(f"invalid backup URL {url!r}: it names the root folder; a backup needs a folder of its own")
+        raise ConfigError(f"invalid {kind} URL {url!r}: it names the root folder; a {kind} needs a folder of its own")
     return Path(clean)
 
 
@@ -209,14 +209,15 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _embedded(settings: DoltSettings, cwd: Path, statement: str, what: str) -> None:
-    """The same procedure as through the server, in Dolt's embedded engine (no server there).
+def embedded_sql(settings: DoltSettings, cwd: Path, statement: str, what: str, result_format: str = "tabular") -> str:
+    """The same procedure as through the server, in Dolt's embedded engine (no server there); what
+    it printed, in `result_format` (ops/remotes.py reads json).
 
     `dolt backup restore` on the command line wants an author identity; the procedure does not.
     """
     try:
         done = subprocess.run(
-            [str(find_dolt(settings.binary)), "sql", "-q", statement],
+            [str(find_dolt(settings.binary)), "sql", "-r", result_format, "-q", statement],
             cwd=cwd,
             capture_output=True,
             text=True,
@@ -234,10 +235,11 @@ def _embedded(settings: DoltSettings, cwd: Path, statement: str, what: str) -> N
     if done.returncode != 0:
         said = " ".join((done.stderr or done.stdout).split())[-500:]
         raise RigError(f"{what} failed (Dolt says: {said})")
+    return done.stdout
 
 
 def _sync_cli(town: Town, settings: DoltSettings, rig: str, url: str) -> None:
-    _embedded(
+    embedded_sql(
         settings,
         town.rig_dir(rig),
         f"CALL dolt_backup('sync-url', {sqlclient.quote_text(url)})",
@@ -354,7 +356,7 @@ def _stage(town: Town, settings: DoltSettings, url: str, target: str) -> Path:
     folder = town.daemon_dir / f"{STAGING}{os.getpid()}-{os.urandom(4).hex()}"
     safefs.ensure_private_dir(folder, root=town.root)
     try:
-        _embedded(
+        embedded_sql(
             settings,
             folder,
             f"CALL dolt_backup('restore', {sqlclient.quote_text(url)}, {sqlclient.quote_text(target)})",

@@ -78,10 +78,14 @@ def _clear_stale_pid_file(town: Town, seen: Observed, notes: list[str]) -> None:
         notes.append(f"removed a stale pid file ({why})")
 
 
-def _check_port(settings: DoltSettings, running: Running | None) -> None:
+def _check_port(settings: DoltSettings, running: Running | None, town: Town | None = None) -> None:
     holders = [h for h in procs.port_holders(settings.host, settings.port) if running is None or h.pid != running.pid]
     if holders:
-        raise PortInUse.held(settings.port, ", ".join(holder.describe() for holder in holders))
+        from .imposters import hint
+
+        said = PortInUse.held(settings.port, ", ".join(holder.describe() for holder in holders))
+        extra = hint(town, settings.port, [h.pid for h in holders if h.pid]) if town is not None else ""
+        raise PortInUse(f"{said}{extra}") if extra else said
 
 
 def start(town: Town, settings: DoltSettings, timeout: float | None = None, echo: Echo = _quiet) -> StartResult:
@@ -103,7 +107,7 @@ def start(town: Town, settings: DoltSettings, timeout: float | None = None, echo
             _refuse_suspects(seen)
             notes = seen.problems
             _clear_stale_pid_file(town, seen, notes)
-            _check_port(settings, None)
+            _check_port(settings, None, town)
             result = launch(town, settings, plan, timeout, echo)
             result.notes[:0] = notes
         result.notes.extend(beads.sync_notes(town, settings, result.port, result.databases))
@@ -205,7 +209,7 @@ def restart(
     with town_lock(town, wait=settings.lock_wait):
         seen = observe(town, settings)
         _refuse_suspects(seen)
-        _check_port(settings, seen.running)
+        _check_port(settings, seen.running, town)
         stopped = _stop_locked(town, settings, seen, settings.stop_timeout, force, echo)
         try:
             started = launch(town, settings, plan, timeout, echo)
