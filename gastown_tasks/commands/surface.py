@@ -198,6 +198,22 @@ COMMANDS: tuple[Command, ...] = (
         (Option("dry_run", "Show the plan, with sizes; change nothing", flag=True),),
     ),
     Command(
+        "cleanup",
+        "repair:cleanup",
+        """Set aside databases in .dolt-data that no rig's beads name: never deletes data (--yes to act).
+
+        An orphan as dolt init left it is removed; any other is moved to .dolt-backup/orphans/,
+        from where restore serves it again.  Needs the server stopped.  Examples:
+          gt-dolt cleanup --dry-run
+          gt-dolt stop && gt-dolt cleanup --yes && gt-dolt start
+        """,
+        (
+            Option("yes", "Do it (without it, only say what would be done)", flag=True),
+            Option("dry_run", "Say what would be done and why; change nothing", flag=True),
+            Option("json_", "Print one JSON object: {done, orphans: [{name, action, why, destination}]}", flag=True),
+        ),
+    ),
+    Command(
         "doctor",
         "doctor:doctor",
         """Check the binary, port, run files, servers, rigs, beads, health and backups (exit 1 on a failure).

@@ -353,12 +353,16 @@ def _stage(town: Town, settings: DoltSettings, url: str, target: str) -> Path:
     folder = town.daemon_dir / f"{STAGING}{os.getpid()}-{os.urandom(4).hex()}"
     safefs.ensure_private_dir(folder, root=town.root)
     try:
-        _embedded(
-            settings,
-            folder,
-            f"CALL dolt_backup('restore', {sqlclient.quote_text(url)}, {sqlclient.quote_text(target)})",
-            f"restoring {url} (nothing in the town was changed)",
-        )
+        whole = file_path(url)
+        if whole is not None and is_dolt_database(whole):  # a database set aside whole (cleanup's orphans)
+            _copy_database(whole, folder / target, url)
+        else:
+            _embedded(
+                settings,
+                folder,
+                f"CALL dolt_backup('restore', {sqlclient.quote_text(url)}, {sqlclient.quote_text(target)})",
+                f"restoring {url} (nothing in the town was changed)",
+            )
         staged = folder / target
         if not is_dolt_database(staged):
             raise RigError(f"restoring {url} made no database (nothing in the town was changed)")
@@ -368,6 +372,17 @@ def _stage(town: Town, settings: DoltSettings, url: str, target: str) -> Path:
         _remove_tree(folder)
         raise
     return folder
+
+
+def _copy_database(source: Path, staged: Path, url: str) -> None:
+    """A whole database folder (not a Dolt backup: Dolt restores no store with a chunk journal),
+    copied as it is, links as links; the folder itself must be a real one."""
+    if os.path.islink(source):
+        raise UnsafeFile(f"{source} is a symlink; restore never follows a link: give the folder itself")
+    try:
+        shutil.copytree(source, staged, symlinks=True)
+    except (OSError, shutil.Error) as exc:
+        raise RigError(f"copying {url} failed ({str(exc)[:300]}); nothing in the town was changed") from None
 
 
 def _move_in(town: Town, staging: Path, target: str) -> Path:

@@ -244,7 +244,7 @@ def counting_env(town: Town, dolt: Path) -> dict[str, str]:
     return env
 
 
-def _sql_rows(dolt: Path, database: Path, query: str, env: dict[str, str]) -> list[dict[str, object]]:
+def sql_rows(dolt: Path, database: Path, query: str, env: dict[str, str]) -> list[dict[str, object]]:
     done = run_dolt(dolt, "sql", "-r", "json", "-q", query, cwd=database, env=env, timeout=600)
     if done.returncode != 0:
         said = " ".join((done.stderr or done.stdout).split())[-300:]
@@ -267,7 +267,7 @@ def table_counts(dolt: Path, database: Path, env: dict[str, str]) -> dict[str, i
     """Table -> number of rows, as Dolt reads the database (its working set); `env` from counting_env."""
     tables = [
         str(value)
-        for row in _sql_rows(dolt, database, "SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'", env)
+        for row in sql_rows(dolt, database, "SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'", env)
         for key, value in row.items()
         if key.startswith("Tables_in_")
     ]
@@ -276,7 +276,7 @@ def table_counts(dolt: Path, database: Path, env: dict[str, str]) -> dict[str, i
     query = " UNION ALL ".join(
         f"SELECT {json.dumps(name)} AS t, COUNT(*) AS n FROM {_quote(name)}" for name in sorted(tables)
     )
-    return {str(row.get("t")): int(str(row.get("n"))) for row in _sql_rows(dolt, database, query, env)}
+    return {str(row.get("t")): int(str(row.get("n"))) for row in sql_rows(dolt, database, query, env)}
 
 
 def _differences(before: dict[str, int], after: dict[str, int]) -> str:

@@ -1,0 +1,87 @@
+"""cleanup, init and rollback with the real Dolt (and the real bd for rollback): never a row lost."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from conftest import TownFixture, tree
+from gastown_tasks.ops import server
+from gastown_tasks.ops.binary import dolt_env
+
+
+def dolt_init(dolt: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    subprocess.run([str(dolt), "init"], cwd=folder, env=dolt_env(), check=True, capture_output=True)
+    return folder
+
+
+def beads_metadata(folder: Path, database: str) -> None:
+    (folder / ".beads").mkdir(parents=True, exist_ok=True)
+    meta = {"backend": "dolt", "database": "dolt", "dolt_mode": "server", "dolt_database": database}
+    (folder / ".beads" / "metadata.json").write_text(json.dumps(meta))
+
+
+def orphans_town(t: TownFixture, dolt: Path, template_db: Path) -> None:
+    """hq (named by its beads), gt (named by the beads of rig gastown), and two orphans: `stray`
+    with a table of rows, `empty` as dolt init left it."""
+    t.rig("hq")
+    shutil.copytree(template_db, t.town.data_dir / "gt")
+    beads_metadata(t.root / "gastown", "gt")
+    shutil.copytree(template_db, t.town.data_dir / "stray")
+    dolt_init(dolt, t.town.data_dir / "empty")
+
+
+def test_cleanup_removes_an_empty_orphan_and_moves_one_with_rows_where_restore_serves_every_row(
+    town: TownFixture, dolt_binary: Path, template_db: Path
+) -> None:
+    t = town
+    orphans_town(t, dolt_binary, template_db)
+    before = tree(t.town.data_dir)
+
+    dry = t.gt_dolt("cleanup", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"would remove {t.town.data_dir / 'empty'}" in dry.stdout and "as dolt init left it" in dry.stdout
+    assert f"would move {t.town.data_dir / 'stray'}" in dry.stdout and "holds data" in dry.stdout
+    assert "hq" not in dry.stdout and "/gt " not in dry.stdout
+    unasked = t.gt_dolt("cleanup")
+    assert unasked.returncode == 0 and "--yes" in unasked.stdout
+    assert tree(t.town.data_dir) == before and not (t.root / ".dolt-backup").exists()
+
+    done = t.gt_dolt("cleanup", "--yes", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["done"] is True
+    by_name = {o["name"]: o for o in report["orphans"]}
+    assert set(by_name) == {"empty", "stray"} and by_name["empty"]["action"] == "remove"
+    kept = Path(by_name["stray"]["destination"])
+    assert kept.parent == t.root / ".dolt-backup" / "orphans" and (kept / ".dolt").is_dir()
+    assert sorted(p.name for p in t.town.data_dir.iterdir() if not p.name.startswith(".")) == ["gt", "hq"]
+
+    again = t.gt_dolt("cleanup", "--dry-run")
+    assert again.returncode == 0 and "no orphan databases" in again.stdout
+
+    restored = t.gt_dolt("restore", "--rig", "stray", "--from", kept.as_uri())
+    assert restored.returncode == 0, restored.stderr
+    server.start(t.town, t.settings)
+    assert t.query("SELECT id, title FROM issues", "stray") == [(1, "template row")]
+    assert t.query("SELECT id, title FROM issues", "gt") == [(1, "template row")]
+    assert (kept / ".dolt").is_dir()  # restore copies; the set-aside database stays until you remove it
+
+
+def test_cleanup_refuses_to_act_while_the_server_runs_and_its_dry_run_still_reports(
+    town: TownFixture, dolt_binary: Path, template_db: Path
+) -> None:
+    t = town
+    orphans_town(t, dolt_binary, template_db)
+    server.start(t.town, t.settings)
+    before = tree(t.town.data_dir)
+    dry = t.gt_dolt("cleanup", "--dry-run")
+    assert dry.returncode == 0 and "would move" in dry.stdout and "would remove" in dry.stdout
+    refused = t.gt_dolt("cleanup", "--yes")
+    assert refused.returncode != 0 and "stop it first" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert t.query("SELECT COUNT(*) FROM issues", "stray") == [(1,)]
+    assert tree(t.town.data_dir) == before
