@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from conftest import TownFixture, tree
+from conftest import TownFixture, old_database, tree
 from gastown_tasks.ops import server
 from gastown_tasks.ops.binary import dolt_env
 
@@ -85,3 +85,34 @@ def test_cleanup_refuses_to_act_while_the_server_runs_and_its_dry_run_still_repo
     assert len(refused.stderr.strip().splitlines()) == 1
     assert t.query("SELECT COUNT(*) FROM issues", "stray") == [(1,)]
     assert tree(t.town.data_dir) == before
+
+
+def test_init_migrates_local_data_creates_a_missing_database_leaves_healthy_rigs_and_is_idempotent(
+    town: TownFixture, dolt_binary: Path
+) -> None:
+    t = town
+    t.rig("hq")
+    beads_metadata(t.root / "gastown", "gastown")  # server mode, no database anywhere: created
+    beads_metadata(t.root / "wyvern", "wy")  # a database named unlike its rig: created under that name
+    old_database(dolt_binary, t.root / "beads" / ".beads" / "dolt" / "beads", [(1, "kept"), (2, "also kept")])
+    beads_metadata(t.root / "beads", "beads")  # server mode, data still local: migrated
+    hq_before = tree(t.town.data_dir / "hq")
+
+    dry = t.gt_dolt("init", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would create database gastown" in dry.stdout and "would create database wy" in dry.stdout
+    assert f"would migrate {t.root / 'beads' / '.beads' / 'dolt' / 'beads'}" in dry.stdout
+    assert sorted(p.name for p in t.town.data_dir.iterdir() if not p.name.startswith(".")) == ["hq"]
+
+    done = t.gt_dolt("init", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    actions = {r["rig"]: r["action"] for r in json.loads(done.stdout)["rigs"]}
+    assert actions == {"gastown": "create", "wyvern": "create", "beads": "migrate"}
+    assert tree(t.town.data_dir / "hq") == hq_before
+    assert not (t.root / "wy").exists()  # no beads made for a rig that is not one
+
+    again = t.gt_dolt("init")
+    assert again.returncode == 0 and "nothing to repair" in again.stdout
+    server.start(t.town, t.settings)
+    assert t.query("SELECT id, title FROM issues ORDER BY id", "beads") == [(1, "kept"), (2, "also kept")]
+    assert {"gastown", "wy", "hq", "beads"} <= {row[0] for row in t.query("SHOW DATABASES")}

@@ -214,6 +214,21 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "init",
+        "repair:init",
+        """Repair rigs whose beads use the server but whose database is missing: migrate or create it.
+
+        Migrates the rig's data where its beads dir still holds it, else creates the database;
+        rigs that have theirs are not touched (running it twice changes nothing).  Examples:
+          gt-dolt init --dry-run
+          gt-dolt init
+        """,
+        (
+            Option("dry_run", "Say what would be repaired and how; change nothing", flag=True),
+            Option("json_", "Print one JSON object: {done, rigs: [{rig, database, action}]}", flag=True),
+        ),
+    ),
+    Command(
         "doctor",
         "doctor:doctor",
         """Check the binary, port, run files, servers, rigs, beads, health and backups (exit 1 on a failure).

@@ -204,12 +204,15 @@ def _candidate(town: Town, rig: str, found: list[beadslayout.RigBeads], existing
     return Move(source, target, rig, tree_size(source), layout)
 
 
-def plan_migration(town: Town) -> MigrationPlan:
-    """Every beads database outside the server and what would happen to it: the one plan."""
+def plan_migration(town: Town, only: frozenset[str] | None = None) -> MigrationPlan:
+    """Every beads database outside the server (of the rigs `only` names, when given) and what
+    would happen to it: the one plan."""
     plan = MigrationPlan([], [])
     existing = scan_data_dir(town).names
     taken: list[str] = []
     for rig in beadslayout.rig_folders(town):
+        if only is not None and rig not in only:
+            continue
         found = _candidate(town, rig, beadslayout.rig_beads(town, rig), existing)
         if isinstance(found, Skip):
             plan.skipped.append(found)
@@ -434,7 +437,14 @@ def _refuse_busy(town: Town, moves: list[Move]) -> None:
                 )
 
 
-def migrate_town(town: Town, settings: DoltSettings, *, dry_run: bool = False, echo: Echo = print) -> MigrationReport:
+def migrate_town(
+    town: Town,
+    settings: DoltSettings,
+    *,
+    dry_run: bool = False,
+    echo: Echo = print,
+    only: frozenset[str] | None = None,
+) -> MigrationReport:
     """Carry out the plan; with nothing to move, succeed whether the server runs or not.
 
     Moving refuses while the server runs; a dry run only reads, so it is allowed then.
@@ -444,7 +454,7 @@ def migrate_town(town: Town, settings: DoltSettings, *, dry_run: bool = False, e
             for folder in [town.data_dir, *beadslayout.layout_folders(town)]:
                 for leftover in staging.sweep(folder, root=town.root):
                     echo(f"removed {leftover} (left by an interrupted command; never the only copy of anything)")
-        plan = plan_migration(town)
+        plan = plan_migration(town, only)
         if not dry_run and not any(move.finish for move in plan.moves):
             safefs.remove(town.daemon_dir / JOURNAL, root=town.root)  # its copy was never put in place
         report = MigrationReport([], list(plan.skipped), [], [])
