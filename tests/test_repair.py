@@ -9,6 +9,7 @@ from pathlib import Path
 
 from conftest import TownFixture, old_database, tree
 from gastown_tasks.ops import server
+from gastown_tasks.ops.town import Town
 from gastown_tasks.ops.binary import dolt_env
 
 
@@ -116,3 +117,82 @@ def test_init_migrates_local_data_creates_a_missing_database_leaves_healthy_rigs
     server.start(t.town, t.settings)
     assert t.query("SELECT id, title FROM issues ORDER BY id", "beads") == [(1, "kept"), (2, "also kept")]
     assert {"gastown", "wy", "hq", "beads"} <= {row[0] for row in t.query("SHOW DATABASES")}
+
+
+def counts(dolt: Path, database: Path) -> dict[str, int]:
+    from gastown_tasks.ops.migrate import counting_env, table_counts
+
+    return table_counts(dolt, database, counting_env(Town(database.parents[3]), dolt))
+
+
+def migrated_town(t: TownFixture, dolt: Path) -> tuple[Path, bytes]:
+    """Rig gastown's issues in its old beads layout, with its metadata; migrated, then served."""
+    source = old_database(dolt, t.root / "gastown" / ".beads" / "dolt" / "beads", [(1, "a"), (2, "b")])
+    metadata = json.dumps({"backend": "dolt", "database": "beads", "dolt_mode": "embedded"}).encode()
+    (t.root / "gastown" / ".beads" / "metadata.json").write_bytes(metadata)
+    done = t.gt_dolt("migrate")
+    assert done.returncode == 0, done.stderr
+    assert f"kept what this migration moves in {t.root / '.dolt-backup' / 'migrations'}" in done.stdout
+    assert json.loads((t.root / "gastown" / ".beads" / "metadata.json").read_text())["dolt_mode"] == "server"
+    server.start(t.town, t.settings)
+    return source, metadata
+
+
+def test_rollback_stops_the_server_puts_the_database_and_metadata_back_and_sets_the_migrated_copy_aside(
+    town: TownFixture, dolt_binary: Path
+) -> None:
+    t = town
+    source, metadata = migrated_town(t, dolt_binary)
+    listed = t.gt_dolt("rollback", "--list", "--json")
+    assert listed.returncode == 0 and [b["rigs"] for b in json.loads(listed.stdout)] == [["gastown"]]
+    dry = t.gt_dolt("rollback", "--dry-run")
+    assert dry.returncode == 0 and f"would put back {source}" in dry.stdout and not source.exists()
+
+    done = t.gt_dolt("rollback")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "stopping the server" in done.stdout and "rig gastown: bd reads" in done.stdout
+    assert not t.servers()
+    assert counts(dolt_binary, source) == {"issues": 2}
+    assert (t.root / "gastown" / ".beads" / "metadata.json").read_bytes() == metadata
+    assert not (t.town.data_dir / "gastown").exists()
+    aside = list((t.root / ".dolt-backup" / "orphans").iterdir())
+    assert [p.name.split("-")[0] for p in aside] == ["gastown"] and (aside[0] / ".dolt").is_dir()
+
+    again = t.gt_dolt("migrate")  # and forward again: the same rows served
+    assert again.returncode == 0, again.stderr
+    server.start(t.town, t.settings)
+    assert t.query("SELECT id, title FROM issues ORDER BY id", "gastown") == [(1, "a"), (2, "b")]
+
+
+def test_rollback_refuses_a_rig_changed_since_naming_it_and_force_keeps_the_change_in_the_set_aside_copy(
+    town: TownFixture, dolt_binary: Path
+) -> None:
+    t = town
+    source, _ = migrated_town(t, dolt_binary)
+    t.query("INSERT INTO issues VALUES (3, 'new since')", "gastown")
+    t.query("CALL DOLT_COMMIT('-Am', 'after the migration')", "gastown")
+    refused = t.gt_dolt("rollback")
+    assert refused.returncode != 0 and "gastown (new commits on main)" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert t.servers() and not source.exists()
+    assert t.query("SELECT COUNT(*) FROM issues", "gastown") == [(3,)]
+
+    forced = t.gt_dolt("rollback", "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert counts(dolt_binary, source) == {"issues": 2}
+    aside = next((t.root / ".dolt-backup" / "orphans").iterdir())
+    restored = t.gt_dolt("restore", "--rig", "gastown", "--as", "since", "--from", aside.as_uri())
+    assert restored.returncode == 0, restored.stderr
+    server.start(t.town, t.settings)
+    assert t.query("SELECT title FROM issues WHERE id = 3", "since") == [("new since",)]
+
+
+def test_rollback_of_what_is_no_migration_backup_is_one_line_and_exit_2(town: TownFixture, dolt_binary: Path) -> None:
+    t = town
+    none = t.gt_dolt("rollback")
+    assert none.returncode == 2 and "no migration backups" in none.stderr
+    (t.root / ".dolt-backup" / "migrations" / "20260101T000000Z").mkdir(parents=True)  # no record
+    for name in ("20260101T000000Z", "/etc", "../x"):
+        bad = t.gt_dolt("rollback", "--backup", name)
+        assert bad.returncode == 2 and "is not a migration backup" in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1

@@ -62,3 +62,58 @@ def init(env: Env, dry_run: bool = False, json_: bool = False) -> int:
     if failed:
         print(f"summary: {len(failed)} of {len(found)} rig(s) not repaired (said above)")
     return 1 if failed else 0
+
+
+def rollback(
+    env: Env,
+    backup: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    list_: bool = False,
+    json_: bool = False,
+) -> int:
+    from ..ops.migrate import tree_size
+    from ..ops.migrationbackup import list_backups
+    from ..ops.remote import refuse_if_remote
+    from ..ops.rollback import rollback as run_rollback
+
+    town, settings = env.town_and_settings()
+    refuse_if_remote(settings, "rollback")
+    if list_:
+        found = [
+            {
+                "name": b.name,
+                "path": str(b.path),
+                "created": b.record.get("created"),
+                "size": tree_size(b.path),
+                "rigs": [str(r.get("rig")) for r in b.record["rigs"] if isinstance(r, dict)],
+            }
+            for b in list_backups(town)
+        ]
+        if json_:
+            print(json.dumps(found, indent=2))
+        for b in [] if json_ else list_backups(town):
+            rigs = ", ".join(str(r.get("rig")) for r in b.record["rigs"] if isinstance(r, dict))
+            print(f"{b.name}  {tree_size(b.path):,} bytes  rigs: {rigs}  ({b.path})")
+        if not found and not json_:
+            print("no migration backups: only a migrate made by gt-dolt keeps one")
+        return 0
+    report = run_rollback(
+        town, settings, backup, force=force, dry_run=dry_run, echo=(lambda _: None) if json_ else print
+    )
+    bad = [r for r in report.rigs if r.check.startswith("NOT")]
+    if json_:
+        entries = [
+            {"rig": r.rig, "source": str(r.source), "set_aside": str(r.set_aside) if r.set_aside else None}
+            | {"check": r.check}
+            for r in report.rigs
+        ]
+        print(json.dumps({"backup": str(report.backup), "planned": report.planned, "rigs": entries}, indent=2))
+        return 1 if bad else 0
+    for line in report.planned:
+        print(f"would {line}")
+    for r in report.rigs:
+        print(f"rig {r.rig}: {r.check}")
+    if not dry_run:
+        print(f"rolled back the migration kept in {report.backup}" + ("; the server was stopped" * report.stopped))
+    return 1 if bad else 0

@@ -229,6 +229,26 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "rollback",
+        "repair:rollback",
+        """Undo a migrate from the dated backup it kept (the newest, or --backup): bd reads its data again.
+
+        Stops the server, puts each rig's database back in its beads dir, restores the beads
+        metadata, sets the migrated copies aside in .dolt-backup/orphans/ and checks each rig as
+        bd reads it.  Refuses when a rig changed since the migration, unless --force.  Examples:
+          gt-dolt rollback --list
+          gt-dolt rollback --dry-run
+          gt-dolt rollback --backup 20261202T180140Z
+        """,
+        (
+            Option("backup", "The backup (a folder name in .dolt-backup/migrations; default: the newest)"),
+            Option("force", "Roll back even rigs changed since (their changes stay in the set-aside copy)", flag=True),
+            Option("dry_run", "Say what would be put back; change nothing", flag=True),
+            Option("list_", "List the migration backups, newest first", flag=True),
+            Option("json_", "Print one JSON object", flag=True),
+        ),
+    ),
+    Command(
         "doctor",
         "doctor:doctor",
         """Check the binary, port, run files, servers, rigs, beads, health and backups (exit 1 on a failure).

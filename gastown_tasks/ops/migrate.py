@@ -292,7 +292,7 @@ def _differences(before: dict[str, int], after: dict[str, int]) -> str:
 
 
 @contextmanager
-def _bd_lock(town: Town, move: Move) -> Iterator[None]:
+def bd_lock(town: Town, move: Move) -> Iterator[None]:
     """bd's own flock on embeddeddolt/.lock, held while the embedded database moves: no bd writes to
     it meanwhile, and one that holds it now is waited for by nobody (the move is refused)."""
     if move.layout != "embeddeddolt":
@@ -359,7 +359,7 @@ def _rename_into_place(town: Town, move: Move, src_fd: int, data_fd: int) -> Non
 def _move(town: Town, move: Move, dolt: Path, env: dict[str, str], echo: Echo) -> None:
     """Count, move whole (rename, or copy-verify-swap across file systems), count again."""
     with (
-        _bd_lock(town, move),
+        bd_lock(town, move),
         safefs.open_dir(move.source.parent, root=town.root) as src_fd,
         safefs.open_dir(town.data_dir, root=town.root, create=True) as data_fd,
     ):
@@ -401,7 +401,7 @@ def _move(town: Town, move: Move, dolt: Path, env: dict[str, str], echo: Echo) -
 def _finish(town: Town, move: Move, echo: Echo) -> None:
     """A run killed after its copy was renamed into place left the source: remove it now."""
     echo(f"  {move.target} is the verified copy of {move.source} (an interrupted migration): removing the source")
-    with _bd_lock(town, move), safefs.open_dir(move.source.parent, root=town.root) as src_fd:
+    with bd_lock(town, move), safefs.open_dir(move.source.parent, root=town.root) as src_fd:
         staging.discard(src_fd, move.source.name)
     safefs.remove(town.daemon_dir / JOURNAL, root=town.root)
     _remove_empty_parents(town, move.source)
@@ -472,6 +472,11 @@ def migrate_town(
                 _refuse_busy(town, plan.moves)
         dolt = find_dolt(settings.binary) if plan.moves and not dry_run else None
         env = counting_env(town, dolt) if dolt is not None and not all(m.finish for m in plan.moves) else {}
+        fresh = [move for move in plan.moves if not move.finish]
+        if fresh and not dry_run and dolt is not None:
+            from .migrationbackup import keep
+
+            keep(town, fresh, dolt, env, echo)
         for move in plan.moves:
             what = f"{move.source} -> {move.target} ({move.size:,} bytes, {move.layout})"
             if dry_run:

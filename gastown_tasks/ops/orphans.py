@@ -22,7 +22,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import stat
 import time
 from collections.abc import Callable
@@ -32,9 +31,10 @@ from typing import NamedTuple
 from . import beads, beadslayout, dbstate, safefs, staging
 from .binary import find_dolt
 from .discovery import find_running
-from .errors import GastownError, Remedy, RigError
+from .errors import GastownError, MigrationError, Remedy, RigError
 from .locking import town_lock
 from .migrate import counting_env, tree_size
+from .migrationbackup import copy_checked
 from .rigs import scan_data_dir
 from .settings import DoltSettings
 from .town import Town
@@ -100,7 +100,7 @@ def referenced(town: Town) -> dict[str, str]:
     return found
 
 
-def _stamp() -> str:
+def stamp() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
@@ -108,7 +108,7 @@ def orphans_dir(town: Town) -> Path:
     return town.backup_dir / ORPHANS
 
 
-def _destination(town: Town, name: str, stamp: str) -> Path:
+def destination(town: Town, name: str, stamp: str) -> Path:
     base = orphans_dir(town) / f"{name}-{stamp}"
     n = 1
     while os.path.lexists(base):
@@ -128,7 +128,7 @@ def plan_cleanup(town: Town, settings: DoltSettings, echo: Echo | None = None) -
     if running is None:
         dolt = find_dolt(settings.binary)
         env = counting_env(town, dolt)
-    stamp = _stamp()
+    when = stamp()
     plan = []
     for rig in rigs:
         if running is not None:
@@ -142,7 +142,7 @@ def plan_cleanup(town: Town, settings: DoltSettings, echo: Echo | None = None) -
         else:
             held = f"{state.commits} commits, {len(state.heads)} branch(es), {state.changes} uncommitted change(s)"
             why = f"{unnamed}, but it holds data ({held}): kept, restorable"
-            target = _destination(town, rig.name, stamp)
+            target = destination(town, rig.name, when)
             plan.append(Orphan(rig.name, rig.path, tree_size(rig.path), "move", why, target))
     return plan
 
@@ -152,34 +152,27 @@ def restore_hint(orphan: Orphan) -> str:
     return f"gt-dolt restore --rig {orphan.name} --from {orphan.destination.as_uri()}"
 
 
-def _move(town: Town, orphan: Orphan, data_fd: int) -> None:
-    """One rename into the orphans backup; across file systems a verified copy, then the source."""
-    assert orphan.destination is not None
+def set_aside(town: Town, name: str, destination: Path, data_fd: int) -> None:
+    """Move `.dolt-data/<name>` (of the folder `data_fd` holds) to `destination` in the orphans
+    backup: one rename; across file systems a checked copy, then the source goes."""
     safefs.ensure_private_dir(town.backup_dir, root=town.root)
     safefs.ensure_private_dir(orphans_dir(town), root=town.root)
     with safefs.open_dir(orphans_dir(town), root=town.root) as dst_fd:
         try:
-            staging.rename_noreplace(data_fd, orphan.name, dst_fd, orphan.destination.name)
+            staging.rename_noreplace(data_fd, name, dst_fd, destination.name)
             os.fsync(dst_fd)
             return
         except OSError as exc:
             if exc.errno != errno.EXDEV:
-                raise safefs.failure(exc, orphan.destination, f"move {orphan.path} to") from None
-    source = Path(f"/proc/self/fd/{data_fd}") / orphan.name
-    with staging.staged(orphans_dir(town), orphan.destination.name, root=town.root) as stage:
-        shutil.copytree(source, stage.path, symlinks=True)
-        if _listing(source) != _listing(stage.path):
-            raise RigError(f"the copy of {orphan.path} differs from it; nothing was changed")
+                raise safefs.failure(exc, destination, f"move {town.rig_dir(name)} to") from None
+    source = Path(f"/proc/self/fd/{data_fd}") / name
+    with staging.staged(orphans_dir(town), destination.name, root=town.root) as stage:
+        try:
+            copy_checked(source, stage.path)
+        except MigrationError as exc:
+            raise RigError(str(exc)) from None
         stage.commit()
-    staging.discard(data_fd, orphan.name)
-
-
-def _listing(root: Path) -> dict[str, int]:
-    return {
-        os.path.relpath(os.path.join(folder, name), root): os.lstat(os.path.join(folder, name)).st_size
-        for folder, _, files in os.walk(root)
-        for name in files
-    }
+    staging.discard(data_fd, name)
 
 
 def cleanup(
@@ -205,7 +198,8 @@ def cleanup(
                     staging.discard(data_fd, orphan.name)
                     echo(f"removed {orphan.path} ({orphan.why})")
                 else:
-                    _move(town, orphan, data_fd)
+                    assert orphan.destination is not None
+                    set_aside(town, orphan.name, orphan.destination, data_fd)
                     echo(f"moved {orphan.path} -> {orphan.destination}; to serve it again: {restore_hint(orphan)}")
             os.fsync(data_fd)
         return plan
