@@ -9,8 +9,8 @@ from pathlib import Path
 
 from conftest import TownFixture, old_database, tree
 from gastown_tasks.ops import server
-from gastown_tasks.ops.town import Town
 from gastown_tasks.ops.binary import dolt_env
+from gastown_tasks.ops.town import Town
 
 
 def dolt_init(dolt: Path, folder: Path) -> Path:
