@@ -72,6 +72,20 @@ def test_cleanup_removes_an_empty_orphan_and_moves_one_with_rows_where_restore_s
     assert (kept / ".dolt").is_dir()  # restore copies; the set-aside database stays until you remove it
 
 
+def test_cleanup_with_its_backup_folder_planted_as_a_symlink_changes_nothing_in_one_line(
+    town: TownFixture, dolt_binary: Path, template_db: Path, tmp_path: Path
+) -> None:
+    t = town
+    orphans_town(t, dolt_binary, template_db)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (t.root / ".dolt-backup").symlink_to(elsewhere)
+    before = tree(t.town.data_dir)
+    done = t.gt_dolt("cleanup", "--yes")
+    assert done.returncode != 0 and ".dolt-backup" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert tree(t.town.data_dir) == before and list(elsewhere.iterdir()) == []
+
+
 def test_cleanup_refuses_to_act_while_the_server_runs_and_its_dry_run_still_reports(
     town: TownFixture, dolt_binary: Path, template_db: Path
 ) -> None:
@@ -158,6 +172,8 @@ def test_rollback_stops_the_server_puts_the_database_and_metadata_back_and_sets_
     aside = list((t.root / ".dolt-backup" / "orphans").iterdir())
     assert [p.name.split("-")[0] for p in aside] == ["gastown"] and (aside[0] / ".dolt").is_dir()
 
+    twice = t.gt_dolt("rollback")
+    assert twice.returncode == 0 and "rolled back already" in twice.stdout
     again = t.gt_dolt("migrate")  # and forward again: the same rows served
     assert again.returncode == 0, again.stderr
     server.start(t.town, t.settings)

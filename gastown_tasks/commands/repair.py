@@ -102,13 +102,17 @@ def rollback(
         town, settings, backup, force=force, dry_run=dry_run, echo=(lambda _: None) if json_ else print
     )
     bad = [r for r in report.rigs if r.check.startswith("NOT")]
+    if report.already and not json_:
+        print(f"nothing to do: the migration kept in {report.backup} is rolled back already")
+        return 0
     if json_:
         entries = [
             {"rig": r.rig, "source": str(r.source), "set_aside": str(r.set_aside) if r.set_aside else None}
             | {"check": r.check}
             for r in report.rigs
         ]
-        print(json.dumps({"backup": str(report.backup), "planned": report.planned, "rigs": entries}, indent=2))
+        summary = {"backup": str(report.backup), "already": report.already, "planned": report.planned}
+        print(json.dumps(summary | {"rigs": entries}, indent=2))
         return 1 if bad else 0
     for line in report.planned:
         print(f"would {line}")

@@ -91,6 +91,7 @@ def keep(town: Town, moves: list[Any], dolt: Path, env: dict[str, str], echo: Ec
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     safefs.ensure_private_dir(town.backup_dir, root=town.root)
     safefs.ensure_private_dir(backups_dir(town), root=town.root)
+    staging.sweep(backups_dir(town), root=town.root)  # what a migration killed while keeping left
     with staging.staged(backups_dir(town), stamp, root=town.root) as stage:
         os.mkdir(stage.path, 0o700)
         record: dict[str, Any] = {"kind": KIND, "version": 1, "created": iso_time(), "rigs": [], "beads": []}

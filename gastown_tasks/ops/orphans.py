@@ -189,6 +189,11 @@ def cleanup(
                 f"the server (pid {running.pid}) holds the orphans' files open; nothing was changed; "
                 f"{Remedy.STOP_FIRST}, run cleanup --yes, then start it again"
             )
+        for leftover in staging.sweep(town.data_dir, root=town.root) + staging.sweep(orphans_dir(town), root=town.root):
+            echo(f"removed {leftover} (left by an interrupted command; never the only copy of anything)")
+        if any(orphan.action == "move" for orphan in plan):  # before anything is removed: a planted link stops all
+            safefs.ensure_private_dir(town.backup_dir, root=town.root)
+            safefs.ensure_private_dir(orphans_dir(town), root=town.root)
         with safefs.open_dir(town.data_dir, root=town.root) as data_fd:
             for orphan in plan:
                 st = os.stat(orphan.name, dir_fd=data_fd, follow_symlinks=False)

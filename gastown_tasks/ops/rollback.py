@@ -49,6 +49,7 @@ class RollbackReport(NamedTuple):
     rigs: list[RigBack]
     planned: list[str]  # dry run: what would happen
     stopped: bool
+    already: bool = False  # rolled back before: nothing was done
 
 
 def _entries(town: Town, backup: Backup) -> list[dict[str, Any]]:
@@ -98,6 +99,8 @@ def _put_back(town: Town, backup: Backup, entry: dict[str, Any], echo: Echo) -> 
     """The kept copy, where bd kept the database: staged beside it, renamed into place."""
     source = Path(str(entry["source"]))
     copy = backup.path / str(entry["copy"])
+    if os.path.isdir(source.parent):
+        staging.sweep(source.parent, root=town.root)  # what a rollback cut short left staged there
     if os.path.lexists(source):
         if listing(source) != listing(copy):
             raise RigError(
@@ -158,6 +161,9 @@ def rollback(
 ) -> RollbackReport:
     backup = find_backup(town, name)
     entries = _entries(town, backup)
+    done_before = [e for e in entries if os.path.lexists(str(e["source"])) and not os.path.lexists(str(e["target"]))]
+    if len(done_before) == len(entries):
+        return RollbackReport(backup.path, [], [], False, already=True)
     dolt = find_dolt(settings.binary)
     env = counting_env(town, dolt)
     changed = _changed(town, settings, entries, dolt, env)
