@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from conftest import TownFixture, old_database, tree
 from gastown_tasks.ops import server
 from gastown_tasks.ops.binary import dolt_env
 from gastown_tasks.ops.town import Town
+
+KILL_AT = Path(__file__).parent / "kill_at.py"
 
 
 def dolt_init(dolt: Path, folder: Path) -> Path:
@@ -134,9 +138,11 @@ def test_init_migrates_local_data_creates_a_missing_database_leaves_healthy_rigs
 
 
 def counts(dolt: Path, database: Path) -> dict[str, int]:
+    """Rows per table, as Dolt reads the database (with a Dolt root of its own, outside the town)."""
     from gastown_tasks.ops.migrate import counting_env, table_counts
 
-    return table_counts(dolt, database, counting_env(Town(database.parents[3]), dolt))
+    with tempfile.TemporaryDirectory() as scratch:
+        return table_counts(dolt, database, counting_env(Town(Path(scratch)), dolt))
 
 
 def migrated_town(t: TownFixture, dolt: Path) -> tuple[Path, bytes]:
@@ -212,3 +218,39 @@ def test_rollback_of_what_is_no_migration_backup_is_one_line_and_exit_2(town: To
         bad = t.gt_dolt("rollback", "--backup", name)
         assert bad.returncode == 2 and "is not a migration backup" in bad.stderr, bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_rollback_interrupted_at_any_instant_leaves_bd_the_old_state_or_the_new_and_a_rerun_completes_it(
+    town: TownFixture, dolt_binary: Path, tmp_path: Path
+) -> None:
+    """Killed (kill -9; Ctrl-C at every 5th) just before each of its changes to the file system."""
+    t = town
+    source, metadata = migrated_town(t, dolt_binary)
+    server.stop(t.town, t.settings)
+    template = tmp_path / "template"
+    shutil.copytree(t.root, template, symlinks=True)  # the backup names the town's paths: runs happen there
+    count = tmp_path / "count"
+
+    def killed(at: int, how: str) -> subprocess.CompletedProcess[str]:
+        shutil.rmtree(t.root)
+        shutil.copytree(template, t.root, symlinks=True)
+        argv = [sys.executable, "-P", str(KILL_AT), str(at), how, "rollback"]
+        return subprocess.run(
+            argv, cwd=t.root, env=t.env(KILL_AT_COUNT=str(count)), capture_output=True, text=True, timeout=300
+        )
+
+    assert killed(0, "KILL").returncode == 0
+    instants = int(count.read_text())
+    assert instants > 5, instants
+    for at in range(1, instants + 1):
+        done = killed(at, "INT" if at % 5 == 0 else "KILL")
+        assert "Traceback" not in done.stderr and "kill_at: " in done.stderr, done.stderr
+        if (t.root / "gastown" / ".beads" / "metadata.json").read_bytes() == metadata:  # bd reads its own again
+            assert counts(dolt_binary, source) == {"issues": 2}, f"instant {at}"
+        else:  # bd reads the server's
+            assert counts(dolt_binary, t.town.data_dir / "gastown") == {"issues": 2}, f"instant {at}"
+        rerun = t.gt_dolt("rollback")
+        assert rerun.returncode == 0, f"instant {at}: {rerun.stdout} {rerun.stderr}"
+        assert (t.root / "gastown" / ".beads" / "metadata.json").read_bytes() == metadata
+        assert counts(dolt_binary, source) == {"issues": 2} and not (t.town.data_dir / "gastown").exists()
+        assert not list(t.root.rglob(".staging")) and not list(t.root.rglob(".discarded-*")), f"instant {at}"

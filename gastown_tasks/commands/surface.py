@@ -321,6 +321,7 @@ COMMANDS: tuple[Command, ...] = (
         Examples:
           gt-dolt restore --rig hq
           gt-dolt restore --rig hq --as hq_copy --from file:///mnt/backups/hq
+          gt-dolt restore --rig old --from file://$PWD/.dolt-backup/orphans/old-20261202T180140Z
         """,
         (
             Option("rig", "The rig whose backup to restore"),

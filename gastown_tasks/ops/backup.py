@@ -20,9 +20,12 @@ moved into `.dolt-data/.dolt_dropped_databases/<name>` (no server serves that fo
 there into service in one step: `CALL dolt_undrop(name)` when the server runs, one rename into
 `.dolt-data` when it does not.  Killed at any instant, a restore leaves the rig absent (at most an
 invisible staged copy, which the next restore clears) or complete; never a half rig that is
-served.  The one rename that never replaces is ops/staging.py's, as for migrate and init-rig; the restore
-stages in daemon/ rather than in .dolt-data/.staging because a Dolt CLI run under a served data dir
-goes through that server.
+served.  A `--from` folder holding a whole database rather than a Dolt backup (what cleanup and
+rollback set aside in .dolt-backup/orphans/) is copied into the staging folder as it is (Dolt's
+backup restore refuses a store with a chunk journal); the rest is the same.  The one rename that
+never replaces is ops/staging.py's, as for migrate and init-rig; the restore stages in daemon/
+rather than in .dolt-data/.staging because a Dolt CLI run under a served data dir goes through
+that server.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def _refusal(town: Town, source: Path) -> str | None:
     return None
 
 
-def _listing(root: Path) -> dict[str, int]:
+def listing(root: Path) -> dict[str, int]:
     """Relative path -> size of every file under root (symlinks as links)."""
     found = {}
     for folder, _, files in os.walk(root):
@@ -329,7 +329,7 @@ def _copy_then_swap(
                 f"copying {move.source} to {move.target.parent} failed ({str(exc)[:300]}); the source is "
                 "untouched and the partial copy was removed: free space or fix permissions, then migrate again"
             ) from None
-        want, got = _listing(source), _listing(stage.path)
+        want, got = listing(source), listing(stage.path)
         if want != got:
             differ = sorted(set(want.items()) ^ set(got.items()))[:5]
             raise MigrationError(f"the copy of {move.source} differs from it ({differ}); source left as it was")
@@ -375,7 +375,7 @@ def _move(town: Town, move: Move, dolt: Path, env: dict[str, str], echo: Echo) -
             if exc.errno != errno.EXDEV:
                 raise safefs.failure(exc, move.source, f"move to {move.target}:") from None
             want = _copy_then_swap(town, move, pinned, dolt, env, before, echo)
-            if _listing(pinned) != want:  # the source must still be what was copied before it goes
+            if listing(pinned) != want:  # the source must still be what was copied before it goes
                 raise MigrationError(
                     f"{move.source} changed while it was copied; the copy is at {move.target} and the source "
                     "was kept: compare them, then remove the one you do not want"

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import beads, beadslayout, safefs, staging
+from .dbstate import read_state
 from .errors import ConfigError, FileFailure, MigrationError, UnsafeFile
+from .migrate import bd_lock, listing, table_counts, tree_size
 from .runfiles import iso_time
 from .town import Town
 
@@ -43,15 +45,6 @@ def backups_dir(town: Town) -> Path:
 class Kept(NamedTuple):
     path: Path
     size: int
-
-
-def listing(root: Path) -> dict[str, int]:
-    """Relative path -> size of every file under root (links as links): what a copy must match."""
-    return {
-        os.path.relpath(os.path.join(folder, name), root): os.lstat(os.path.join(folder, name)).st_size
-        for folder, _, files in os.walk(root)
-        for name in files
-    }
 
 
 def copy_checked(source: Path, target: Path) -> None:
@@ -85,10 +78,11 @@ def _beads_files(town: Town) -> list[tuple[str, Path, dict[str, bytes]]]:
 
 def keep(town: Town, moves: list[Any], dolt: Path, env: dict[str, str], echo: Echo) -> Kept:
     """Copy what `moves` (migrate.Move) will move, and every beads metadata, into a new dated backup."""
-    from .dbstate import read_state
-    from .migrate import bd_lock, table_counts, tree_size
-
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    base, n = stamp, 1
+    while os.path.lexists(backups_dir(town) / stamp):  # a second migration within the same second
+        n += 1
+        stamp = f"{base}-{n}"
     safefs.ensure_private_dir(town.backup_dir, root=town.root)
     safefs.ensure_private_dir(backups_dir(town), root=town.root)
     staging.sweep(backups_dir(town), root=town.root)  # what a migration killed while keeping left

@@ -26,8 +26,8 @@ from .binary import find_dolt
 from .discovery import find_running
 from .errors import GastownError, MigrationError, RigError
 from .locking import town_lock
-from .migrate import counting_env, table_counts
-from .migrationbackup import Backup, copy_checked, find_backup, listing
+from .migrate import counting_env, listing, table_counts
+from .migrationbackup import Backup, copy_checked, find_backup
 from .rigs import is_valid_rig_name
 from .server import stop
 from .settings import DoltSettings
