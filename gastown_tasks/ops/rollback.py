@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -101,6 +102,8 @@ def _put_back(town: Town, backup: Backup, entry: dict[str, Any], echo: Echo) -> 
     copy = backup.path / str(entry["copy"])
     if os.path.isdir(source.parent):
         staging.sweep(source.parent, root=town.root)  # what a rollback cut short left staged there
+        with suppress(OSError, GastownError), safefs.open_dir(source.parent, root=town.root) as fd:
+            os.rmdir(staging.STAGING, dir_fd=fd)  # only when empty: bd's folder as it was
     if os.path.lexists(source):
         if listing(source) != listing(copy):
             raise RigError(
