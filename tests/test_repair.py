@@ -219,6 +219,19 @@ def test_rollback_of_what_is_no_migration_backup_is_one_line_and_exit_2(town: To
         assert bad.returncode == 2 and "is not a migration backup" in bad.stderr, bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1
 
+    planted = t.root / ".dolt-backup" / "migrations" / "20260101T000000Z"  # a record that leads out of the town
+    (planted / "databases" / "gastown" / ".dolt").mkdir(parents=True)
+    outside = t.root.parent / "outside" / "beads"
+    entry = {"rig": "gastown", "source": str(outside), "target": str(t.town.data_dir / "gastown")}
+    record = {"kind": "gastown-tasks migration backup", "version": 1, "rigs": [entry | {"copy": "databases/gastown"}]}
+    (planted / "migration.json").write_text(json.dumps(record | {"beads": []}))
+    led_out = t.gt_dolt("rollback")
+    assert led_out.returncode == 1 and "outside the town" in led_out.stderr, led_out.stderr
+    assert not outside.parent.exists()
+    (planted.parent / "20270101T000000Z").symlink_to(planted)  # the newest, but a link: never a backup
+    linked = t.gt_dolt("rollback", "--backup", "20270101T000000Z")
+    assert linked.returncode == 2 and "is not a migration backup" in linked.stderr
+
 
 def test_rollback_interrupted_at_any_instant_leaves_bd_the_old_state_or_the_new_and_a_rerun_completes_it(
     town: TownFixture, dolt_binary: Path, tmp_path: Path
