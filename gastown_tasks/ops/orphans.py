@@ -117,7 +117,7 @@ def destination(town: Town, name: str, stamp: str) -> Path:
     return base
 
 
-def plan_cleanup(town: Town, settings: DoltSettings, echo: Echo | None = None) -> list[Orphan]:
+def plan_cleanup(town: Town, settings: DoltSettings) -> list[Orphan]:
     """Every orphan and what cleanup does with it; the state of each is read by the running
     server when there is one, else by the Dolt CLI on disk."""
     named = referenced(town)
