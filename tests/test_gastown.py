@@ -305,6 +305,27 @@ def test_issues_made_with_bd_before_onboarding_are_all_listed_by_bd_after_it(gas
     assert_clean(g.gt_dolt("doctor"), 0)
 
 
+def test_migrate_then_rollback_bd_lists_the_issues_it_listed_before_from_its_own_database(gastown: GasTown) -> None:
+    g = gastown
+    gt_install(g, "--no-beads")
+    folders = {"hq": g.bd_embedded("hq", "hq", 2), "gastown": g.bd_embedded("gastown", "gt", 3)}
+    before = {rig: g.bd_titles(folder) for rig, folder in folders.items()}
+    metadata = {rig: (folder / ".beads" / "metadata.json").read_bytes() for rig, folder in folders.items()}
+    migrated = g.gt_dolt("migrate")
+    assert_clean(migrated, 0)
+    assert "kept what this migration moves in" in migrated.stdout
+    assert_clean(g.gt_dolt("start"), 0)
+    assert {rig: g.bd_titles(folder) for rig, folder in folders.items()} == before  # through the server
+
+    done = g.gt_dolt("rollback")
+    assert_clean(done, 0)
+    assert "rig hq: bd reads" in done.stdout and "rig gastown: bd reads" in done.stdout
+    assert not g.servers()
+    for rig, folder in folders.items():
+        assert (folder / ".beads" / "metadata.json").read_bytes() == metadata[rig]
+    assert {rig: g.bd_titles(folder) for rig, folder in folders.items()} == before  # embedded, as before
+
+
 def test_while_embedded_data_is_outside_the_server_doctor_fails_and_no_command_flips_the_beads(
     gastown: GasTown,
 ) -> None:

@@ -7,11 +7,11 @@ next to nothing to load.
 
 from __future__ import annotations
 
-from . import beads, cluster, console, doctor, imposters, lifecycle, operations, recovery, rigs, sharing
+from . import beads, cluster, console, doctor, imposters, lifecycle, operations, recovery, repair, rigs, sharing
 from .surface import ANYWHERE, Command, declared
 
 COMMANDS: tuple[Command, ...] = declared(
-    lifecycle, console, rigs, doctor, beads, operations, recovery, sharing, imposters, cluster
+    lifecycle, console, rigs, doctor, beads, operations, recovery, repair, sharing, imposters, cluster
 )
 BY_NAME = {command.name: command for command in COMMANDS}
 DEFAULT = next(command for command in COMMANDS if command.default)

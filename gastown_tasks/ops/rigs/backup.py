@@ -20,9 +20,12 @@ moved into `.dolt-data/.dolt_dropped_databases/<name>` (no server serves that fo
 there into service in one step: `CALL dolt_undrop(name)` when the server runs, one rename into
 `.dolt-data` when it does not.  Killed at any instant, a restore leaves the rig absent (at most an
 invisible staged copy, which the next restore clears) or complete; never a half rig that is
-served.  The one rename that never replaces is ops/files/staging.py's, as for migrate and init-rig; the restore
-stages in daemon/ rather than in .dolt-data/.staging because a Dolt CLI run under a served data dir
-goes through that server.
+served.  A `--from` folder holding a whole database rather than a Dolt backup (what cleanup and
+rollback set aside in .dolt-backup/orphans/) is copied into the staging folder as it is (Dolt's
+backup restore refuses a store with a chunk journal); the rest is the same.  The one rename that
+never replaces is ops/files/staging.py's, as for migrate and init-rig; the restore stages in daemon/
+rather than in .dolt-data/.staging because a Dolt CLI run under a served data dir goes through
+that server.
 """
 
 from __future__ import annotations
@@ -211,7 +214,7 @@ def _die_with_parent() -> None:
 
 def embedded_sql(settings: DoltSettings, cwd: Path, statement: str, what: str, result_format: str = "tabular") -> str:
     """The same procedure as through the server, in Dolt's embedded engine (no server there); what
-    it printed, in `result_format` (ops/remotes.py reads json).
+    it printed, in `result_format` (ops/rigs/remotes.py reads json).
 
     `dolt backup restore` on the command line wants an author identity; the procedure does not.
     """
@@ -356,12 +359,16 @@ def _stage(town: Town, settings: DoltSettings, url: str, target: str) -> Path:
     folder = town.daemon_dir / f"{STAGING}{os.getpid()}-{os.urandom(4).hex()}"
     safefs.ensure_private_dir(folder, root=town.root)
     try:
-        embedded_sql(
-            settings,
-            folder,
-            f"CALL dolt_backup('restore', {sqlclient.quote_text(url)}, {sqlclient.quote_text(target)})",
-            f"restoring {url} (nothing in the town was changed)",
-        )
+        whole = file_path(url)
+        if whole is not None and is_dolt_database(whole):  # a database set aside whole (cleanup's orphans)
+            _copy_database(whole, folder / target, url)
+        else:
+            embedded_sql(
+                settings,
+                folder,
+                f"CALL dolt_backup('restore', {sqlclient.quote_text(url)}, {sqlclient.quote_text(target)})",
+                f"restoring {url} (nothing in the town was changed)",
+            )
         staged = folder / target
         if not is_dolt_database(staged):
             raise RigError(f"restoring {url} made no database (nothing in the town was changed)")
@@ -371,6 +378,17 @@ def _stage(town: Town, settings: DoltSettings, url: str, target: str) -> Path:
         _remove_tree(folder)
         raise
     return folder
+
+
+def _copy_database(source: Path, staged: Path, url: str) -> None:
+    """A whole database folder (not a Dolt backup: Dolt restores no store with a chunk journal),
+    copied as it is, links as links; the folder itself must be a real one."""
+    if os.path.islink(source):
+        raise UnsafeFile(f"{source} is a symlink; restore never follows a link: give the folder itself")
+    try:
+        shutil.copytree(source, staged, symlinks=True)
+    except (OSError, shutil.Error) as exc:
+        raise RigError(f"copying {url} failed ({str(exc)[:300]}); nothing in the town was changed") from None
 
 
 def _move_in(town: Town, staging: Path, target: str) -> Path:

@@ -113,7 +113,7 @@ def _refusal(town: Town, source: Path) -> str | None:
     return None
 
 
-def _listing(root: Path) -> dict[str, int]:
+def listing(root: Path) -> dict[str, int]:
     """Relative path -> size of every file under root (symlinks as links)."""
     found = {}
     for folder, _, files in os.walk(root):
@@ -205,12 +205,15 @@ def _candidate(town: Town, rig: str, found: list[beadslayout.RigBeads], existing
     return Move(source, target, rig, tree_size(source), layout)
 
 
-def plan_migration(town: Town) -> MigrationPlan:
-    """Every beads database outside the server and what would happen to it: the one plan."""
+def plan_migration(town: Town, only: frozenset[str] | None = None) -> MigrationPlan:
+    """Every beads database outside the server (of the rigs `only` names, when given) and what
+    would happen to it: the one plan."""
     plan = MigrationPlan([], [])
     existing = scan_data_dir(town).names
     taken: list[str] = []
     for rig in beadslayout.rig_folders(town):
+        if only is not None and rig not in only:
+            continue
         found = _candidate(town, rig, beadslayout.rig_beads(town, rig), existing)
         if isinstance(found, Skip):
             plan.skipped.append(found)
@@ -245,7 +248,7 @@ def counting_env(town: Town, dolt: Path) -> dict[str, str]:
     return env
 
 
-def _sql_rows(dolt: Path, database: Path, query: str, env: dict[str, str]) -> list[dict[str, object]]:
+def sql_rows(dolt: Path, database: Path, query: str, env: dict[str, str]) -> list[dict[str, object]]:
     done = run_dolt(dolt, "sql", "-r", "json", "-q", query, cwd=database, env=env, timeout=600)
     if done.returncode != 0:
         said = " ".join((done.stderr or done.stdout).split())[-300:]
@@ -268,7 +271,7 @@ def table_counts(dolt: Path, database: Path, env: dict[str, str]) -> dict[str, i
     """Table -> number of rows, as Dolt reads the database (its working set); `env` from counting_env."""
     tables = [
         str(value)
-        for row in _sql_rows(dolt, database, "SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'", env)
+        for row in sql_rows(dolt, database, "SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'", env)
         for key, value in row.items()
         if key.startswith("Tables_in_")
     ]
@@ -277,7 +280,7 @@ def table_counts(dolt: Path, database: Path, env: dict[str, str]) -> dict[str, i
     query = " UNION ALL ".join(
         f"SELECT {json.dumps(name)} AS t, COUNT(*) AS n FROM {_quote(name)}" for name in sorted(tables)
     )
-    return {str(row.get("t")): int(str(row.get("n"))) for row in _sql_rows(dolt, database, query, env)}
+    return {str(row.get("t")): int(str(row.get("n"))) for row in sql_rows(dolt, database, query, env)}
 
 
 def _differences(before: dict[str, int], after: dict[str, int]) -> str:
@@ -290,7 +293,7 @@ def _differences(before: dict[str, int], after: dict[str, int]) -> str:
 
 
 @contextmanager
-def _bd_lock(town: Town, move: Move) -> Iterator[None]:
+def bd_lock(town: Town, move: Move) -> Iterator[None]:
     """bd's own flock on embeddeddolt/.lock, held while the embedded database moves: no bd writes to
     it meanwhile, and one that holds it now is waited for by nobody (the move is refused)."""
     if move.layout != "embeddeddolt":
@@ -327,7 +330,7 @@ def _copy_then_swap(
                 f"copying {move.source} to {move.target.parent} failed ({str(exc)[:300]}); the source is "
                 "untouched and the partial copy was removed: free space or fix permissions, then migrate again"
             ) from None
-        want, got = _listing(source), _listing(stage.path)
+        want, got = listing(source), listing(stage.path)
         if want != got:
             differ = sorted(set(want.items()) ^ set(got.items()))[:5]
             raise MigrationError(f"the copy of {move.source} differs from it ({differ}); source left as it was")
@@ -357,7 +360,7 @@ def _rename_into_place(town: Town, move: Move, src_fd: int, data_fd: int) -> Non
 def _move(town: Town, move: Move, dolt: Path, env: dict[str, str], echo: Echo) -> None:
     """Count, move whole (rename, or copy-verify-swap across file systems), count again."""
     with (
-        _bd_lock(town, move),
+        bd_lock(town, move),
         safefs.open_dir(move.source.parent, root=town.root) as src_fd,
         safefs.open_dir(town.data_dir, root=town.root, create=True) as data_fd,
     ):
@@ -373,7 +376,7 @@ def _move(town: Town, move: Move, dolt: Path, env: dict[str, str], echo: Echo) -
             if exc.errno != errno.EXDEV:
                 raise safefs.failure(exc, move.source, f"move to {move.target}:") from None
             want = _copy_then_swap(town, move, pinned, dolt, env, before, echo)
-            if _listing(pinned) != want:  # the source must still be what was copied before it goes
+            if listing(pinned) != want:  # the source must still be what was copied before it goes
                 raise MigrationError(
                     f"{move.source} changed while it was copied; the copy is at {move.target} and the source "
                     "was kept: compare them, then remove the one you do not want"
@@ -399,7 +402,7 @@ def _move(town: Town, move: Move, dolt: Path, env: dict[str, str], echo: Echo) -
 def _finish(town: Town, move: Move, echo: Echo) -> None:
     """A run killed after its copy was renamed into place left the source: remove it now."""
     echo(f"  {move.target} is the verified copy of {move.source} (an interrupted migration): removing the source")
-    with _bd_lock(town, move), safefs.open_dir(move.source.parent, root=town.root) as src_fd:
+    with bd_lock(town, move), safefs.open_dir(move.source.parent, root=town.root) as src_fd:
         staging.discard(src_fd, move.source.name)
     safefs.remove(town.daemon_dir / JOURNAL, root=town.root)
     _remove_empty_parents(town, move.source)
@@ -435,7 +438,14 @@ def _refuse_busy(town: Town, moves: list[Move]) -> None:
                 )
 
 
-def migrate_town(town: Town, settings: DoltSettings, *, dry_run: bool = False, echo: Echo = print) -> MigrationReport:
+def migrate_town(
+    town: Town,
+    settings: DoltSettings,
+    *,
+    dry_run: bool = False,
+    echo: Echo = print,
+    only: frozenset[str] | None = None,
+) -> MigrationReport:
     """Carry out the plan; with nothing to move, succeed whether the server runs or not.
 
     Moving refuses while the server runs; a dry run only reads, so it is allowed then.
@@ -445,7 +455,7 @@ def migrate_town(town: Town, settings: DoltSettings, *, dry_run: bool = False, e
             for folder in [town.data_dir, *beadslayout.layout_folders(town)]:
                 for leftover in staging.sweep(folder, root=town.root):
                     echo(f"removed {leftover} (left by an interrupted command; never the only copy of anything)")
-        plan = plan_migration(town)
+        plan = plan_migration(town, only)
         if not dry_run and not any(move.finish for move in plan.moves):
             safefs.remove(town.daemon_dir / JOURNAL, root=town.root)  # its copy was never put in place
         report = MigrationReport([], list(plan.skipped), [], [])
@@ -463,6 +473,11 @@ def migrate_town(town: Town, settings: DoltSettings, *, dry_run: bool = False, e
                 _refuse_busy(town, plan.moves)
         dolt = find_dolt(settings.binary) if plan.moves and not dry_run else None
         env = counting_env(town, dolt) if dolt is not None and not all(m.finish for m in plan.moves) else {}
+        fresh = [move for move in plan.moves if not move.finish]
+        if fresh and not dry_run and dolt is not None:
+            from .migrationbackup import keep
+
+            keep(town, fresh, dolt, env, echo)
         for move in plan.moves:
             what = f"{move.source} -> {move.target} ({move.size:,} bytes, {move.layout})"
             if dry_run:

@@ -45,7 +45,7 @@ def author_identity(dolt: Path) -> tuple[str, str]:
     return name, email
 
 
-def _init_on_disk(town: Town, name: str, dolt: Path, identity: tuple[str, str] | None) -> None:
+def init_on_disk(town: Town, name: str, dolt: Path, identity: tuple[str, str] | None) -> None:
     """`dolt init` in the staging area, renamed into place only on success (ops/files/staging.py)."""
     author, email = identity or author_identity(dolt)
     safefs.ensure_dir(town.data_dir, root=town.root)
@@ -121,6 +121,6 @@ def init_rig(town: Town, settings: DoltSettings, name: str, identity: tuple[str,
         if running is not None:
             create_through_server(settings.with_overrides(port=running.port), name)
         else:
-            _init_on_disk(town, name, dolt, identity)
+            init_on_disk(town, name, dolt, identity)
         notes = beads.ensure_rig_metadata(town, settings, port, name, scan_data_dir(town).names)
         return NewRig(target, running is not None, notes)

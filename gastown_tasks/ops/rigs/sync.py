@@ -1,7 +1,7 @@
 """gt-dolt sync and pull: every rig's branch pushed to (pulled from) each of its Dolt remotes.
 
 Through the running server (`CALL DOLT_PUSH` / `DOLT_PULL`, agents keep working), else through
-Dolt's embedded engine in the rig's folder (ops/remotes.py), all under the town lock.  One result
+Dolt's embedded engine in the rig's folder (ops/rigs/remotes.py), all under the town lock.  One result
 per rig and remote: pushed / pulled / up to date / no remote / skipped / failed with Dolt's
 reason; one rig's failure never stops the others (a server that stops answering ends the run, each
 rig left saying so).  Working changes are committed before a push (as upstream's `gt dolt sync`
