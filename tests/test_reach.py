@@ -49,6 +49,8 @@ def test_a_local_only_command_refuses_a_remote_server_with_exit_5_and_changes_no
         argv = [sys.executable, "-m", "invoke", f"dolt.{name}"]
     else:
         argv = [*GT_DOLT, name]
+    command = next(c for c in COMMANDS if c.name == name)
+    argv += [f"arg{i}" for i, option in enumerate(command.options) if option.positional]  # e.g. remote-add's
     before = tree(t.root)  # after tasks.py: Invoke's loading it must not count
     done = subprocess.run(
         argv, cwd=t.root, env=t.env(**REMOTE), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
