@@ -139,7 +139,7 @@ def test_init_migrates_local_data_creates_a_missing_database_leaves_healthy_rigs
 
 def counts(dolt: Path, database: Path) -> dict[str, int]:
     """Rows per table, as Dolt reads the database (with a Dolt root of its own, outside the town)."""
-    from gastown_tasks.ops.rigs.migrate import counting_env, table_counts
+    from gastown_tasks.ops.rigs.dbfiles import counting_env, table_counts
 
     with tempfile.TemporaryDirectory() as scratch:
         return table_counts(dolt, database, counting_env(Town(Path(scratch)), dolt))

@@ -120,7 +120,7 @@ def rollback(
       gt-dolt rollback --dry-run
       gt-dolt rollback --backup 20261202T180140Z
     """
-    from ..ops.rigs.migrate import tree_size
+    from ..ops.rigs.dbfiles import tree_size
     from ..ops.rigs.migrationbackup import list_backups
     from ..ops.rigs.rollback import rollback as run_rollback
 

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from ..settings import DoltSettings
 from ..sql import sqlclient
-from .migrate import sql_rows
+from .dbfiles import sql_rows
 
 QUERY = (
     "SELECT 'commit' AS kind, COUNT(*) AS value FROM dolt_commits "
@@ -35,7 +35,7 @@ class DatabaseState(NamedTuple):
 
 
 def read_state(dolt: Path, database: Path, env: dict[str, str]) -> DatabaseState:
-    """`env` from migrate.counting_env: Dolt must not write into what it reads."""
+    """`env` from dbfiles.counting_env: Dolt must not write into what it reads."""
     return _state(sql_rows(dolt, database, QUERY, env))
 
 

@@ -28,8 +28,8 @@ from ..errors import ConfigError, FileFailure, MigrationError, UnsafeFile
 from ..files import safefs, staging
 from ..files.runfiles import iso_time
 from ..town import Town
+from .dbfiles import bd_lock, listing, table_counts, tree_size
 from .dbstate import read_state
-from .migrate import bd_lock, listing, table_counts, tree_size
 
 Echo = Callable[[str], None]
 MIGRATIONS = "migrations"

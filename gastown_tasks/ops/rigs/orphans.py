@@ -38,7 +38,7 @@ from ..server.discovery import find_running
 from ..settings import DoltSettings
 from ..town import Town
 from . import dbstate
-from .migrate import counting_env, tree_size
+from .dbfiles import counting_env, tree_size
 from .migrationbackup import copy_checked
 
 Echo = Callable[[str], None]

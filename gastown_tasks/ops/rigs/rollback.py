@@ -33,7 +33,7 @@ from ..server.server import stop
 from ..settings import DoltSettings
 from ..town import Town
 from . import dbstate, orphans
-from .migrate import counting_env, listing, table_counts
+from .dbfiles import counting_env, listing, table_counts
 from .migrationbackup import Backup, copy_checked, find_backup
 
 Echo = Callable[[str], None]
