@@ -111,11 +111,11 @@ def keep(town: Town, moves: list[Any], dolt: Path, env: dict[str, str], echo: Ec
             saved = {}
             for name, data in files.items():
                 where = Path("beads") / str(n) / name
-                (stage.path / where).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                (stage.path / where).write_bytes(data)
+                safefs.ensure_dir((stage.path / where).parent, root=town.root, mode=0o700)
+                safefs.write_atomic(stage.path / where, data, root=town.root)
                 saved[name] = str(where)
             record["beads"].append({"rig": rig, "dir": str(folder), "files": saved})
-        (stage.path / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        safefs.write_atomic(stage.path / RECORD, (json.dumps(record, indent=2) + "\n").encode(), root=town.root)
         try:
             stage.commit()
         except FileExistsError:
