@@ -61,7 +61,7 @@ def _preload() -> None:
     for package in (ops, commands):
         for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):  # ops/ has subpackages
             importlib.import_module(info.name)
-    for name in ("pymysql", "gzip", "json", "urllib.parse", "encodings.idna"):
+    for name in ("pymysql", "filelock", "gzip", "json", "urllib.parse", "encodings.idna"):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
 
