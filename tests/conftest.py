@@ -14,6 +14,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +34,12 @@ from gastown_tasks.ops.rigs.rigadmin import init_rig
 from gastown_tasks.ops.server.server import stop
 from gastown_tasks.ops.settings import GT_ENV, DoltSettings, resolve_settings
 from gastown_tasks.ops.town import Town
+
+# A suite started in the background by a non-interactive shell (`cmd &`, as a CI runner may) inherits
+# SIGINT ignored, and so would every gt-dolt it starts: Python keeps an ignored SIGINT ignored, and
+# the Ctrl-C tests would test nothing.  The suite's children get Ctrl-C as a terminal user's do.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 FAKES = Path(__file__).parent / "fakes"
 GT_DOLT = [sys.executable, "-P", "-m", "gastown_tasks"]  # -P: the current folder is not on the import path
