@@ -11,11 +11,6 @@ from .runner import Env
 from .surface import LOCAL, Option, command
 
 
-def _located(env: Env, what: str) -> tuple[Any, Any]:
-    town, settings = env.town_and_settings()
-    return town, settings
-
-
 def _say(report: Any, as_json: bool) -> int:
     if as_json:
         print(
@@ -53,7 +48,7 @@ def _say(report: Any, as_json: bool) -> int:
 def _run(env: Env, direction: str, rig: str | None, dry_run: bool, force: bool, json_: bool) -> int:
     from ..ops.rigs import sync
 
-    town, settings = _located(env, "sync" if direction == "push" else "pull")
+    town, settings = env.town_and_settings()
     echo = (lambda line: print(line, file=sys.stderr)) if not json_ else (lambda _: None)
     report = sync.run(town, settings, direction, rig=rig, dry_run=dry_run, force=force, echo=echo)  # type: ignore[arg-type]
     return _say(report, json_)
@@ -137,7 +132,7 @@ def remote_add(env: Env, name: str, url: str, rig: str | None = None) -> int:
 
     rig = _needs_rig(rig, "remote-add")
     remotes.check_name(name)
-    town, settings = _located(env, "remote-add")
+    town, settings = env.town_and_settings()
     text = remotes.check_url(town, url)
     with town_lock(town, wait=settings.lock_wait):
         access = _access(town, settings)
@@ -162,7 +157,7 @@ def remote_remove(env: Env, name: str, rig: str | None = None) -> int:
 
     rig = _needs_rig(rig, "remote-remove")
     remotes.check_name(name)
-    town, settings = _located(env, "remote-remove")
+    town, settings = env.town_and_settings()
     with town_lock(town, wait=settings.lock_wait):
         access = _access(town, settings)
         gone = remotes.remove(access, remotes.named_rig(town, rig), name)
@@ -189,7 +184,7 @@ def remote_list(env: Env, rig: str | None = None, json_: bool = False) -> int:
     from ..ops.files.locking import town_lock
     from ..ops.rigs import remotes
 
-    town, settings = _located(env, "remote-list")
+    town, settings = env.town_and_settings()
     with town_lock(town, wait=settings.lock_wait):
         access = _access(town, settings)
         names = [remotes.named_rig(town, rig)] if rig is not None else scan_data_dir(town).names
