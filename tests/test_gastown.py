@@ -3,7 +3,7 @@
 Both come from the project's setup (`./dev`: gt-dolt install --bd --gt, cached beside Dolt); without
 them these tests fail, never skip.  gt insists on port 3307 in places, so every test makes its own
 network namespace (`unshare -rnm`: a user namespace too, so an ordinary user can make one where
-user namespaces are allowed; loopback up), with a private /tmp (bd keeps a circuit breaker in
+user namespaces are allowed; loopback up), with a root of its own and a private /tmp (bd keeps a circuit breaker in
 /tmp/beads-circuit, keyed by host:port; gt's Dolt may make /tmp/mysql.sock).  gt, bd, gt-dolt and
 the Dolt servers they start all run inside it, and each test has its own HOME with a git and Dolt
 identity.  Nothing here needs root.
@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +35,7 @@ from gastown_tasks.ops.host import procs
 
 KILL_AT = Path(__file__).parent / "kill_at.py"
 HOLDER_STARTS = 10.0  # seconds for `unshare` to make the namespace
+PIVOT_ROOT = shutil.which("pivot_root", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") or "pivot_root"
 
 TOWN_TASKS = """
 from invoke import Collection
@@ -58,37 +61,62 @@ def tools(dolt_binary: Path) -> dict[str, Path]:
 
 
 class Namespace:
-    """A network, user and mount namespace of one test: loopback up, /tmp private but for the test's
-    own folder (and the tools, should they live in /tmp).  Commands run in it through nsenter; the
-    holder process is killed by pid at the end."""
+    """A network, user and mount namespace of one test, with a root of its own: loopback up, /tmp
+    private but for the test's own folder (and the tools, should they live in /tmp).
+
+    The root is a tmpfs that the namespace's root owns, with every other top-level folder of the
+    machine bound into it.  Without it, an ordinary user's namespace shows the machine's / as
+    belonging to uid 65534 (root is not mapped in it), and gt-dolt rightly refuses a town below a
+    folder of another user; on a real machine / belongs to root.  Commands run in it through
+    nsenter; the holder process is killed by pid at the end."""
 
     def __init__(self, keep: list[Path]) -> None:
         """`keep`: what must stay visible under /tmp (the test's folder, tools that live there)."""
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (the holder writes to it until close())
         self.holder = subprocess.Popen(
-            ["unshare", "-rnm", "sleep", "infinity"], stdin=subprocess.DEVNULL, start_new_session=True
+            ["unshare", "-rnm", "sh", "-c", self._script(keep)],
+            stdin=subprocess.DEVNULL,
+            stdout=self._errors,
+            stderr=self._errors,
+            start_new_session=True,
         )
         ours = os.readlink("/proc/self/ns/net")
         deadline = time.monotonic() + HOLDER_STARTS
         while not self._entered(ours):
             if time.monotonic() > deadline or self.holder.poll() is not None:
                 self.close()
-                pytest.fail("unshare -rnm could not make a namespace (are user namespaces allowed?)", pytrace=False)
+                self._errors.seek(0)
+                said = self._errors.read(4000).decode(errors="replace").strip()
+                pytest.fail(f"unshare -rnm could not make the test's namespace: {said}", pytrace=False)
             time.sleep(0.01)
-        hide = next(p for p in ("/mnt", "/media", "/srv", "/opt") if os.path.isdir(p))
-        # /tmp becomes a tmpfs of this namespace; what must stay is bound back from the real /tmp
+
+    @staticmethod
+    def _script(keep: list[Path]) -> str:
+        """What the holder runs in its fresh namespaces before it becomes `sleep` in its own root."""
+        new = next(p for p in ("/mnt", "/media", "/srv", "/opt") if os.path.isdir(p))
         kept = sorted({Path("/tmp", *path.parts[2:3]) for path in keep if path.parts[1:2] == ("tmp",)})
-        script = ["ip link set lo up", f"mount -n --bind /tmp {hide}", "mount -n -t tmpfs -o mode=1777 tmpfs /tmp"]
+        q = shlex.quote
+        script = ["set -e", "ip link set lo up", f"mount -n -t tmpfs -o mode=755 tmpfs {q(new)}"]
+        for entry in sorted(os.scandir("/"), key=lambda e: e.name):
+            into = f"{new}/{entry.name}"
+            if entry.is_symlink():
+                script.append(f"ln -s {q(os.readlink(entry.path))} {q(into)}")
+            elif entry.path in (new, "/tmp"):
+                script.append(f"mkdir {q(into)}")
+            elif entry.is_dir():
+                script += [f"mkdir {q(into)}", f"mount -n --rbind {q(entry.path)} {q(into)}"]
+        script.append(f"mount -n -t tmpfs -o mode=1777 tmpfs {q(new + '/tmp')}")
         for folder in kept:
-            script += [f"mkdir -p '{folder}'", f"mount -n --bind '{hide}/{folder.name}' '{folder}'"]
-        script.append(f"umount -n -l {hide}")
-        done = self.run(["sh", "-c", " && ".join(script)], env=os.environ.copy(), cwd=Path("/"))
-        if done.returncode != 0:
-            self.close()
-            pytest.fail(f"setting up the namespace failed: {done.stderr}", pytrace=False)
+            script += [f"mkdir -p {q(new + str(folder))}", f"mount -n --bind {q(str(folder))} {q(new + str(folder))}"]
+        # pivot_root, not chroot: the test reads the servers' folders from outside, through /proc,
+        # and sees the paths it knows only when the new root is the namespace's root
+        old = f"{new}/.old-root"
+        script += [f"mkdir {q(old)}", f"cd {q(new)}", f"{q(PIVOT_ROOT)} . .old-root", "umount -n -l /.old-root"]
+        script += ["rmdir /.old-root", "cd /", "exec sleep infinity"]
+        return "\n".join(script)
 
     def _entered(self, ours: str) -> bool:
-        """The holder is in its namespaces with its uid map written: unshare writes the map after it
-        unshares and before it runs `sleep`, and a command entering earlier has no rights there."""
+        """The holder is in its namespaces and its own root: it becomes `sleep` only after that."""
         try:
             with open(f"/proc/{self.holder.pid}/cmdline", "rb") as cmdline:
                 ran = cmdline.read().split(b"\0")[0]
@@ -96,12 +124,16 @@ class Namespace:
         except OSError:
             return False
 
+    def _enter(self, cwd: Path) -> list[str]:
+        """nsenter into the holder's namespaces and root (-r), then into `cwd` as seen from there."""
+        into = ["nsenter", "-t", str(self.holder.pid), "-U", "-n", "-m", "-r", "--preserve-credentials"]
+        return [*into, "env", "-C", str(cwd)]
+
     def run(
         self, argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float = 180
     ) -> subprocess.CompletedProcess[str]:
-        command = ["nsenter", "-t", str(self.holder.pid), "-U", "-n", "-m", "--preserve-credentials", f"--wd={cwd}"]
         return subprocess.run(
-            [*command, *argv],
+            [*self._enter(cwd), *argv],
             env=env,
             capture_output=True,
             text=True,
@@ -110,9 +142,8 @@ class Namespace:
         )
 
     def popen(self, argv: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-        command = ["nsenter", "-t", str(self.holder.pid), "-U", "-n", "-m", "--preserve-credentials", f"--wd={cwd}"]
         return subprocess.Popen(
-            [*command, *argv],
+            [*self._enter(cwd), *argv],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -124,6 +155,7 @@ class Namespace:
         if self.holder.poll() is None:
             self.holder.kill()
         self.holder.wait(timeout=30)
+        self._errors.close()
 
 
 class GasTown:

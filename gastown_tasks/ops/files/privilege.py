@@ -69,10 +69,26 @@ def powerless_members(gid: int, user: int) -> tuple[str, ...]:
     return tuple(name for name in group_members(gid)[1] if name not in keep)
 
 
+@functools.lru_cache(maxsize=1)
+def unmapped_uid() -> int | None:
+    """The uid that files of users this user namespace does not map show as (the kernel's overflow
+    uid), or None where every uid is mapped: only there is a file of uid 65534 really nobody's."""
+    try:
+        with open("/proc/self/uid_map", "rb") as uid_map:
+            lines = uid_map.read(4096).split(b"\n")
+        counted = sum(int(line.split()[2]) for line in lines if len(line.split()) == 3)
+        if counted >= 2**32 - 1:
+            return None
+        with open("/proc/sys/kernel/overflowuid", "rb") as overflow:
+            return int(overflow.read(64))
+    except (OSError, ValueError):
+        return None
+
+
 class Writer(NamedTuple):
     """Someone with less power than the server's user who may change a folder's entries or a file."""
 
-    kind: Literal["owner", "every user", "group"]
+    kind: Literal["owner", "unmapped", "every user", "group"]
     who: str  # "uid 1001 (bob)", "every user", "group devs (bob, carol)"
 
 
@@ -80,6 +96,8 @@ def writer(st: os.stat_result, user: int, *, sticky_ok: bool = False) -> Writer 
     """Who, besides `user` and root, may change this folder's entries (or this file); None when
     nobody may.  A group nobody else is in (a user-private group) is no one else."""
     if st.st_uid not in (user, 0):
+        if st.st_uid == unmapped_uid():
+            return Writer("unmapped", f"a user this user namespace does not map (shown as uid {st.st_uid})")
         return Writer("owner", f"uid {st.st_uid} ({user_name(st.st_uid)})")
     sticky = sticky_ok and bool(st.st_mode & stat.S_ISVTX)
     if st.st_mode & stat.S_IWOTH and not sticky:
@@ -104,6 +122,11 @@ def exposed(path: object, st: os.stat_result, user: int, *, sticky_ok: bool = Fa
         return (
             f"{path} belongs to {found.who}, not to you: the server would open what they put there; "
             f"move it aside, or run gt-dolt as that user"
+        )
+    if found.kind == "unmapped":
+        return (
+            f"{path} belongs to {found.who}: from in here nobody can tell whether they have less power "
+            f"than you; run gt-dolt outside the user namespace, or keep the town below folders of yours"
         )
     bits = "o-w" if found.kind == "every user" else "g-w"
     return (
