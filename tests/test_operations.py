@@ -151,6 +151,8 @@ def test_doctor_warns_on_read_only_and_on_connections_near_the_limit(rigged_town
         done = t.gt_dolt("doctor")
         line = next(line for line in done.stdout.splitlines() if " health:" in line)
         assert line.startswith("warn") and "read-only" in line and "connections in use" in line
+        serving = next(line for line in done.stdout.splitlines() if " serving:" in line)
+        assert serving.startswith("warn serving:") and "wedged (read-only)" in serving, serving
     finally:
         for conn in held:
             conn.close()

@@ -264,3 +264,21 @@ def test_a_server_without_a_listener_is_named_so_and_recover_replaces_it__FAKE(r
         assert _new_server_answers(t, fake.pid)
     finally:
         end(fake)
+
+
+def test_doctor_fails_a_stopped_server_with_recover_and_passes_it_once_it_serves_again(
+    rigged_town: TownFixture,
+) -> None:
+    t = rigged_town
+    first = server.start(t.town, t.settings)
+    healthy = t.gt_dolt("doctor")
+    assert f"ok   serving: pid {first.pid} takes logins and answers" in healthy.stdout, healthy.stdout
+    with stopped(first.pid):
+        done = t.gt_dolt("doctor")
+        assert_clean(done, 1)
+        assert f"fail serving: pid {first.pid} is wedged (stopped)" in done.stdout, done.stdout
+        assert "-- fix: gt-dolt recover" in done.stdout
+        assert "warn health: not measured: the server does not serve" in done.stdout
+        assert_clean(t.gt_dolt("recover"), 0)
+    again = t.gt_dolt("doctor")
+    assert "ok   serving: pid" in again.stdout and f"pid {first.pid} " not in again.stdout, again.stdout

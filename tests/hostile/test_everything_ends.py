@@ -27,7 +27,7 @@ FROZEN = {
     ("sql", "-q", "SELECT 1"): (1, "does not answer in time"),
     ("status",): (0, "does not answer SQL"),
     ("list",): (0, "does not answer SQL"),
-    ("doctor",): (0, "does not answer"),
+    ("doctor",): (1, "is wedged (stopped)"),  # a server that serves nothing fails doctor
     ("backup",): (1, "does not answer in time"),
     ("init-rig", "fresh"): (1, "does not answer in time"),
     ("restore", "--rig", "hq", "--as", "copy"): (1, "does not answer in time"),

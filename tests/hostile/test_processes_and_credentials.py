@@ -184,7 +184,9 @@ def test_an_interrupted_stop_leaves_files_that_match_what_runs(rigged_town: Town
     audit = tmp_path / "audit.jsonl"
     try:
         assert "listening" in first_line(fake)
-        assert_clean(t.gt_dolt("doctor", "--fix"), 0)  # records it: the files say it runs
+        recorded = t.gt_dolt("doctor", "--fix")  # records it: the files say it runs
+        assert_clean(recorded, 1)  # and doctor fails it: it answers no login (serving)
+        assert "fixed: recorded the running server" in recorded.stdout and "fail serving:" in recorded.stdout
         assert read_pid_file(t.town).pid == fake.pid and read_state(t.town).claims(fake.pid)
         stopping = gt_dolt_popen(t, "stop", "--timeout", "60", audit=audit)
         wait_until(lambda: any(e["event"] == "os.kill" for e in audit_events(audit)), "stop to send SIGTERM")

@@ -19,6 +19,7 @@ from ..files.locking import town_lock
 from ..files.runfiles import STATE_FILE_LIMIT, State, iso_time, remove_run_file, write_state
 from ..server import health
 from ..server.discovery import Observed, mark_stopped, observe, record_running
+from ..server.wedge import REMEDY, SILENT, diagnose
 from ..settings import DoltSettings
 from ..sql import sqlclient
 from ..town import Town
@@ -41,7 +42,8 @@ def run_checks(town: Town, settings: DoltSettings) -> list[Check]:
     return (
         local_checks(town, settings, seen)
         + beads_checks(town, settings, seen)
-        + [health_check(town, settings, seen), backup_check(town, settings)]
+        + _serving_and_health(town, settings, seen)
+        + [backup_check(town, settings)]
         + cluster_checks(town, settings, seen)
     )
 
@@ -145,6 +147,28 @@ def own_check(town: Town, mine: dict[str, Any], views: list[cluster.PeerView]) -
             "gt-dolt cluster-status (is the standby up?)",
         )
     return Check("cluster", "ok", f"{mine['role']} at epoch {mine['epoch']}; one primary")
+
+
+def _serving_and_health(town: Town, settings: DoltSettings, seen: Observed) -> list[Check]:
+    """A silent server's health is not measured: each measurement would wait out its deadline."""
+    serving = serving_check(town, settings, seen)
+    if serving.level == "fail":  # silent; a read-only one answers, and its health is measured
+        return [serving, Check("health", "warn", "not measured: the server does not serve")]
+    return [serving, health_check(town, settings, seen)]
+
+
+def serving_check(town: Town, settings: DoltSettings, seen: Observed) -> Check:
+    """A live server that answers nothing (stopped, full, silent) fails; one that takes no writes
+    warns (it still serves reads, and behavior.read_only may be the town's own choice)."""
+    if seen.running is None:
+        return Check("serving", "ok", "no server running")
+    found = diagnose(town, settings, seen.running)
+    if found.kind == "refused credentials":
+        return Check("serving", "warn", found.said)
+    if not found.ok:
+        level: Level = "fail" if found.kind in SILENT else "warn"
+        return Check("serving", level, f"pid {seen.running.pid} is wedged ({found.kind}): {found.said}", REMEDY)
+    return Check("serving", "ok", f"pid {seen.running.pid} takes logins and answers")
 
 
 def health_check(town: Town, settings: DoltSettings, seen: Observed) -> Check:

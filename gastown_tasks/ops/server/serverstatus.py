@@ -98,13 +98,13 @@ def _reading(town: Town, target: DoltSettings) -> tuple[list[str], dict[str, Any
 
 def _wedge(town: Town, settings: DoltSettings, running: Any, sql: SqlState, notes: list[str]) -> dict[str, Any] | None:
     """Whether the live server is wedged (ops/server/wedge.py), said in a note with what to run."""
-    from .wedge import diagnose, silent_kind
+    from .wedge import REMEDY, diagnose, silent_kind
 
     if sql == "refused credentials":
         return None
     found = diagnose(town, settings, running) if sql == "answering" else silent_kind(town, settings, running)
     if not found.ok:
-        notes.append(f"wedged ({found.kind}): {found.said}; gt-dolt recover restarts it (after a dump if silent)")
+        notes.append(f"wedged ({found.kind}): {found.said}; {REMEDY}")
     return found.to_dict()
 
 

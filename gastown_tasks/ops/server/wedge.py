@@ -37,6 +37,7 @@ Kind = Literal["ok", "stopped", "no listener", "full", "unanswering", "read-only
 SILENT: tuple[Kind, ...] = ("stopped", "no listener", "full", "unanswering")
 DEADLINE = 2.0  # seconds for the TCP connect; the greeting and login get 2x (sqlclient.handshake_deadline)
 READ_ONLY_CODES = (1290, 1792, 1836)  # --read-only, read-only transaction, read-only mode
+REMEDY = "gt-dolt recover restarts it (after a dump if silent)"
 
 
 class Wedge(NamedTuple):
