@@ -315,6 +315,10 @@ def peer_target(settings: DoltSettings, peer: Peer) -> DoltSettings:
     return settings.with_overrides(host=peer.host, port=peer.sql_port)
 
 
+FROZEN = (
+    "does not answer in time (it takes the connection but never replies: frozen or overloaded, it may be alive "
+    "and even the primary)"
+)
 PeerKind = Literal["standby", "primary", "broken", "self", "silent", "unreadable", "denied", "foreign"]
 
 
@@ -341,6 +345,8 @@ def view_peer(settings: DoltSettings, peer: Peer, my_uuid: str | None) -> PeerVi
     except SqlFailure as exc:
         if exc.silent:
             return PeerView(peer, "silent", None, "does not answer")
+        if exc.kind == "timeout":  # a frozen server: the kernel takes the connection, nothing replies
+            return PeerView(peer, "unreadable", None, FROZEN)
         return PeerView(peer, "unreadable", None, f"answers but cannot be read: {exc}")
     role, epoch = state["role"], state["epoch"]
     if my_uuid and state.get("server_uuid") == my_uuid:

@@ -65,6 +65,7 @@ PEER_LEVELS: dict[str, Level] = {
 }
 PEER_FIXES = {
     "silent": "start it on its host (writes are not replicated meanwhile)",
+    "unreadable": "gt-dolt doctor on its host (a frozen server: gt-dolt recover there)",
     "broken": REPAIR_BROKEN,
     "self": "fix dolt.cluster.standbys",
     "denied": "give both servers the same dolt.password",
@@ -88,7 +89,7 @@ def cluster_checks(town: Town, settings: DoltSettings, seen: Observed) -> list[C
     views = cluster.survey(settings, config, mine.get("server_uuid"))
     checks: list[Check] = []
     for view in views:
-        said = view.said if view.kind != "silent" else f"{view.peer.where} does not answer"
+        said = f"{view.peer.where} {view.said}" if view.kind in ("silent", "unreadable") else view.said
         missing = []
         if view.kind == "standby" and mine["role"] == "primary":
             missing = sqlclient.missing(ours, cluster.peer_databases(settings, view.peer))
@@ -129,6 +130,16 @@ def own_check(town: Town, mine: dict[str, Any], views: list[cluster.PeerView]) -
             f"peer has answered with no higher epoch; waiting for {', '.join(waiting) or 'nothing: run gt-dolt start'}",
             "start the peers, then gt-dolt start here (gt-dolt watch does it by itself); or take writes alone, "
             "discarding what they had not replicated: gt-dolt failover --force",
+        )
+    unknown = [view.peer.name for view in views if view.kind in ("silent", "unreadable")]
+    if not primaries and unknown:
+        return Check(
+            "cluster",
+            "fail",
+            f"no primary answers: this server is {mine['role']} at epoch {mine['epoch']} and {', '.join(unknown)} "
+            "cannot say its role (see below), so the cluster takes no writes",
+            "bring the primary back on its host (gt-dolt start; if frozen, gt-dolt recover), or take over here: "
+            "gt-dolt failover (it says what --force would lose), see docs/cluster.md",
         )
     if len(primaries) != 1:
         named = ", ".join(f"{who} (epoch {epoch})" for who, epoch in primaries) or "none"
