@@ -6,6 +6,7 @@ tests/conftest.py.  Nothing here sleeps for a fixed time: every wait polls a con
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,7 +14,7 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -32,6 +33,24 @@ SLEEPER = "import sys, time; print('up', flush=True); time.sleep(600)"
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 60) -> None:
     """Poll `condition` until it is true; fail naming `what` (the event) after `timeout`."""
     assert poll_until(condition, timeout) is not None, f"waited {timeout:g}s for: {what}"
+
+
+@contextlib.contextmanager
+def frozen(pid: int, *, end_it: bool = False) -> Iterator[psutil.Process]:
+    """SIGSTOP a server this test started (alive, its port still taking connections, nothing
+    answering); afterwards, if that very process still lives (psutil checks its create time), it is
+    continued, and with `end_it` killed."""
+    proc = psutil.Process(pid)
+    proc.send_signal(signal.SIGSTOP)
+    wait_until(lambda: proc.status() == psutil.STATUS_STOPPED, f"pid {pid} to be stopped (SIGSTOP)")
+    try:
+        yield proc
+    finally:
+        if proc.is_running():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(signal.SIGCONT)
+                if end_it:
+                    proc.kill()
 
 
 def sleeper() -> subprocess.Popen[str]:

@@ -9,7 +9,6 @@ import fcntl
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -17,7 +16,7 @@ import pymysql
 import pytest
 
 from conftest import Lines, TownFixture, first_line, spawn_fake_server
-from faultkit import assert_clean, audit_events, audited_gt_dolt, end, gt_dolt_popen, sleeper, wait_until
+from faultkit import assert_clean, audit_events, audited_gt_dolt, end, frozen, gt_dolt_popen, sleeper, wait_until
 from gastown_tasks.ops.files.datadir import PROBE_DATABASE
 from gastown_tasks.ops.files.runfiles import read_pid_file
 from gastown_tasks.ops.host import procs
@@ -55,21 +54,6 @@ def _new_server_answers(t: TownFixture, old: int) -> bool:
     return pid is not None and pid != old and _answers(t)
 
 
-@contextlib.contextmanager
-def stopped(pid: int) -> Iterator[psutil.Process]:
-    """SIGSTOP the server this test started; afterwards, if that very process still lives, it is
-    continued and ended (by pid, through the psutil.Process that was stopped)."""
-    proc = psutil.Process(pid)
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield proc
-    finally:
-        if proc.is_running():
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.send_signal(signal.SIGCONT)
-                proc.kill()
-
-
 def test_a_stopped_server_is_wedged_in_status_and_watch_dumps_it_and_starts_it_again(
     rigged_town: TownFixture,
 ) -> None:
@@ -77,7 +61,7 @@ def test_a_stopped_server_is_wedged_in_status_and_watch_dumps_it_and_starts_it_a
     first = server.start(t.town, t.settings)
     t.query("CREATE TABLE beads (id INT PRIMARY KEY)", "hq")
     t.query("INSERT INTO beads VALUES (7)", "hq")
-    with stopped(first.pid) as proc:
+    with frozen(first.pid, end_it=True) as proc:
         seen = _status(t)
         assert seen["wedge"]["kind"] == "stopped" and str(first.pid) in seen["wedge"]["said"]
         text = t.gt_dolt("status").stdout
@@ -224,7 +208,7 @@ def test_watch_and_dump_signal_nothing_but_the_towns_server(rigged_town: TownFix
     try:
         first = server.start(t.town, t.settings)
         log = tmp_path / "audit.jsonl"
-        with stopped(first.pid):
+        with frozen(first.pid, end_it=True):
             t.town.pid_file.write_text(f"{foreign.pid}\n")
             done = audited_gt_dolt(t, log, "dump")
             assert_clean(done, 0)
@@ -273,7 +257,7 @@ def test_doctor_fails_a_stopped_server_with_recover_and_passes_it_once_it_serves
     first = server.start(t.town, t.settings)
     healthy = t.gt_dolt("doctor")
     assert f"ok   serving: pid {first.pid} takes logins and answers" in healthy.stdout, healthy.stdout
-    with stopped(first.pid):
+    with frozen(first.pid, end_it=True):
         done = t.gt_dolt("doctor")
         assert_clean(done, 1)
         assert f"fail serving: pid {first.pid} is wedged (stopped)" in done.stdout, done.stdout

@@ -8,7 +8,6 @@ traceback and never a hang; the test's own timeout on each command is the bound 
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
+import faultkit
 from conftest import GT_DOLT, TownFixture
 from faultkit import alive, assert_clean, wait_until
 from gastown_tasks.ops.server import server
@@ -42,11 +42,8 @@ def frozen(rigged_town: TownFixture) -> Iterator[TownFixture]:
     t = rigged_town
     started = server.start(t.town, t.settings)
     assert_clean(t.gt_dolt("backup"), 0)
-    proc = psutil.Process(started.pid)
-    proc.suspend()
-    yield t
-    with contextlib.suppress(psutil.NoSuchProcess):  # `stop` may have ended it
-        proc.resume()
+    with faultkit.frozen(started.pid):  # `stop` may end it; it is thawed only if it still lives
+        yield t
 
 
 class TestEverythingEnds:

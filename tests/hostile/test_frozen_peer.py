@@ -7,9 +7,7 @@ test freezes and continues only a server it started, by pid; a hang fails at the
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -17,7 +15,7 @@ import pytest
 from test_cluster import FENCED, Node, configure, refuses_writes, rows, started_pair
 
 from conftest import Lines
-from faultkit import assert_clean, end, kill_9, wait_until
+from faultkit import assert_clean, end, frozen, kill_9, wait_until
 from gastown_tasks.ops.files.runfiles import read_pid_file
 
 pytestmark = pytest.mark.hostile
@@ -25,21 +23,11 @@ pytestmark = pytest.mark.hostile
 BOUND = 120  # seconds any one command may take beside a frozen peer: past it, the run is a hang
 
 
-@contextlib.contextmanager
-def frozen(node: Node) -> Iterator[psutil.Process]:
-    """SIGSTOP the server this test started for `node`; afterwards SIGCONT it, if that very process
-    still lives (psutil checks its create time), and leave its stop to the town's cleanup."""
+def frozen_node(node: Node) -> contextlib.AbstractContextManager[psutil.Process]:
+    """The server this test started for `node`, frozen (faultkit.frozen), thawed afterwards."""
     pid = read_pid_file(node.t.town).pid
     assert pid is not None
-    proc = psutil.Process(pid)
-    os.kill(pid, signal.SIGSTOP)
-    wait_until(lambda: proc.status() == psutil.STATUS_STOPPED, f"{node.name}'s server to be stopped")
-    try:
-        yield proc
-    finally:
-        if proc.is_running():
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.send_signal(signal.SIGCONT)
+    return frozen(pid)
 
 
 def line_with(lines: Lines, text: str) -> str:
@@ -59,7 +47,7 @@ def one_line(text: str, start: str) -> str:
 def test_beside_a_frozen_standby_the_primarys_cluster_commands_end_and_a_fenced_restart_stays_read_only(
     tmp_path: Path, dolt_binary: Path
 ) -> None:
-    with started_pair(tmp_path, fence=2) as (a, b), frozen(b):
+    with started_pair(tmp_path, fence=2) as (a, b), frozen_node(b):
         a.query("INSERT INTO beads VALUES (1)")  # the frozen standby lacks it
         said = a.gt("cluster-status", timeout=BOUND)
         assert_clean(said, 0)
@@ -102,7 +90,7 @@ def test_beside_a_frozen_primary_the_standby_refuses_failover_and_takes_over_onl
     with started_pair(tmp_path, fence=2) as (a, b):
         a.query("INSERT INTO beads VALUES (1)")
         wait_until(lambda: b.answers("SELECT id FROM beads") == [(1,)], "row 1 on b")
-        with frozen(a):
+        with frozen_node(a):
             said = b.gt("cluster-status", timeout=BOUND)
             assert_clean(said, 0)
             assert said.stdout.startswith("role standby at epoch 2, read-only")
@@ -139,7 +127,7 @@ def test_a_watcher_beside_a_frozen_peer_keeps_checking_and_finishes_the_fence_on
     tmp_path: Path, dolt_binary: Path
 ) -> None:
     with started_pair(tmp_path, fence=2) as (a, b):
-        with frozen(b):
+        with frozen_node(b):
             assert_clean(a.gt("stop", timeout=BOUND), 0)
             assert_clean(a.gt("start", timeout=BOUND), FENCED)
             watcher = a.gt_popen("watch", "--interval", "0.2")
