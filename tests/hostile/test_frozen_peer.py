@@ -70,6 +70,7 @@ def test_beside_a_frozen_standby_the_primarys_cluster_commands_end_and_a_fenced_
         assert f"peer b (127.0.0.1:{b.t.port}) does not answer in time" in fenced.stderr, fenced.stderr
         assert "answers but" not in fenced.stderr
         assert "gt-dolt failover --force" in fenced.stderr and len(fenced.stderr.strip().splitlines()) == 1
+        assert "start it (a frozen one: gt-dolt recover on its host), then" in fenced.stderr, fenced.stderr
         assert a.role() == ("standby", 2) and refuses_writes(a)
         refused = a.gt("failover", timeout=BOUND)
         assert_clean(refused, 1)

@@ -187,10 +187,11 @@ def _fenced(town: Town, state: Mapping[str, Any], why: str) -> Standing:
 def _silent_remedy(views: list[PeerView]) -> str:
     names = ", ".join(view.peer.name for view in views)
     them, answer = ("it", "answers") if len(views) == 1 else ("them", "answer")
+    frozen = " (a frozen one: gt-dolt recover on its host)" if any(v.kind == "unreadable" for v in views) else ""
     return (
         f"so it cannot prove that no peer took over at a higher epoch. It takes writes once {names} {answer}: start "
-        f"{them}, then run gt-dolt start here again (gt-dolt watch does it by itself); or take writes alone now, "
-        f"discarding whatever {names} wrote as primary: gt-dolt failover --force"
+        f"{them}{frozen}, then run gt-dolt start here again (gt-dolt watch does it by itself); or take writes "
+        f"alone now, discarding whatever {names} wrote as primary: gt-dolt failover --force"
     )
 
 
